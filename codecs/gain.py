@@ -1,0 +1,47 @@
+"""Gain units for variable-rate coding with one set of weights.
+
+Cui et al. 2021, "Asymmetric Gained Deep Image Compression With Continuous Rate Adaptation"
+(arXiv:2003.02012): a latent is scaled channel-wise by a learned gain vector before quantisation and
+by a separate inverse-gain vector after it. One pair of vectors per rate point; a rate between two
+points interpolates the pair geometrically, so the rate is continuous.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class GainUnit(nn.Module):
+    """Learned per-channel gains and inverse gains for ``points`` rate points.
+
+    Gains are stored as logarithms (always positive). Rate point 1 is the lowest rate; the initial
+    gains span ``init_range`` geometrically so the points differ from the first training step.
+    """
+
+    def __init__(self, points: int, channels: int, init_range: tuple[float, float] = (1.0, 1.0)):
+        super().__init__()
+        if points < 1:
+            raise ValueError("a gain unit needs at least one rate point")
+        self.points = points
+        low, high = (math.log(v) for v in init_range)
+        log_gain = torch.linspace(low, high, points).unsqueeze(1).repeat(1, channels)
+        self.log_gain = nn.Parameter(log_gain)
+        self.log_inverse_gain = nn.Parameter(-log_gain.clone())
+
+    def _interpolate(self, table: Tensor, quality: Tensor) -> Tensor:
+        q = quality.to(table.dtype).clamp(1, self.points) - 1
+        lower = q.floor().clamp(max=max(self.points - 2, 0)).long()
+        upper = (lower + 1).clamp(max=self.points - 1)
+        frac = (q - lower.to(q.dtype)).unsqueeze(1)
+        log_value = table[lower] * (1 - frac) + table[upper] * frac
+        return log_value.exp()[:, :, None, None]
+
+    def gain(self, quality: Tensor) -> Tensor:
+        """Gain vectors shaped ``[B, C, 1, 1]`` for a batch of (continuous) qualities ``[B]``."""
+        return self._interpolate(self.log_gain, quality)
+
+    def inverse_gain(self, quality: Tensor) -> Tensor:
+        """Inverse-gain vectors shaped ``[B, C, 1, 1]``."""
+        return self._interpolate(self.log_inverse_gain, quality)

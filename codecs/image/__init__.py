@@ -1,0 +1,5 @@
+"""Image codecs of the hyperprior family."""
+from lnc.codecs.image.factorized import FactorizedPrior
+from lnc.codecs.image.hyperprior import MeanScaleHyperprior, ScaleHyperprior
+
+__all__ = ["FactorizedPrior", "MeanScaleHyperprior", "ScaleHyperprior"]

@@ -1,0 +1,120 @@
+"""Categorical entropy model over a finite alphabet, e.g. the codebook indices of a vector quantiser
+(van den Oord, Vinyals, Kavukcuoglu 2017, "Neural discrete representation learning",
+arXiv:1711.00937).
+
+The model holds ``num_tables`` distributions over ``{0, ..., num_symbols - 1}``, either learned
+(logits as a parameter) or fixed (a given probability table). ``forward`` returns likelihoods
+under those tables or under logits predicted per position by another network (a conditional
+prior); coding uses the tables.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lnc.entropy.base import EntropyModel
+from lnc.entropy.errors import BitstreamError
+
+
+class CategoricalModel(EntropyModel):
+    """Distributions over ``num_symbols`` symbols, ``num_tables`` of them.
+
+    Args:
+        num_symbols: alphabet size ``K``.
+        num_tables: number of distributions ``T`` (e.g. one per codebook); ignored with ``probs``.
+        probs: a fixed probability table ``[K]`` or ``[T, K]`` (rows are normalised); without it
+            the logits are learned, starting uniform.
+        **kwargs: see :class:`~lnc.entropy.base.EntropyModel`.
+    """
+
+    logits: Tensor
+
+    def __init__(self, num_symbols: int, num_tables: int = 1, probs: Tensor | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if num_symbols < 1 or num_tables < 1:
+            raise ValueError(f"need num_symbols >= 1 and num_tables >= 1, got {num_symbols}, {num_tables}")
+        if probs is None:
+            self.logits = nn.Parameter(torch.zeros(num_tables, num_symbols))
+            return
+        probs = torch.as_tensor(probs, dtype=torch.float32).detach()
+        probs = probs.reshape(-1, probs.size(-1))
+        if probs.size(1) != num_symbols or bool((probs < 0).any()) or not bool((probs.sum(1) > 0).all()):
+            raise ValueError(f"probs must be non-negative rows of {num_symbols} entries with positive sums")
+        self.register_buffer("logits", torch.log(probs / probs.sum(1, keepdim=True)))
+
+    @property
+    def num_symbols(self) -> int:
+        return self.logits.size(1)
+
+    @property
+    def num_tables(self) -> int:
+        return self.logits.size(0)
+
+    def probs(self) -> Tensor:
+        """The tables' probabilities ``[T, K]``."""
+        return F.softmax(self.logits, dim=-1)
+
+    def _check_indices(self, indices: Tensor) -> None:
+        if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+            raise ValueError(f"indices must be an integer tensor, got {indices.dtype}")
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_symbols):
+            raise ValueError(
+                f"indices must lie in [0, {self.num_symbols}), got [{int(indices.min())}, {int(indices.max())}]"
+            )
+
+    def _table_indexes(self, table_indexes: Tensor | None, shape: Sequence[int]) -> Tensor:
+        """``table_indexes`` broadcast to ``shape`` (all zeros when None), checked against ``T``."""
+        if table_indexes is None:
+            return torch.zeros(shape, dtype=torch.int64, device=self.logits.device)
+        table_indexes = table_indexes.to(torch.int64).expand(*shape)
+        if table_indexes.numel() and (int(table_indexes.min()) < 0 or int(table_indexes.max()) >= self.num_tables):
+            raise ValueError(f"table indexes must lie in [0, {self.num_tables})")
+        return table_indexes
+
+    def forward(self, indices: Tensor, logits: Tensor | None = None, table_indexes: Tensor | None = None) -> Tensor:
+        """Likelihood of each index: under ``logits`` ``[*indices.shape, K]`` when given (a
+        conditional prior), else under the tables chosen by ``table_indexes`` (default table 0)."""
+        self._check_indices(indices)
+        indices = indices.long()
+        if logits is not None:
+            if logits.shape != (*indices.shape, self.num_symbols):
+                raise ValueError(f"logits must be {(*indices.shape, self.num_symbols)}, got {tuple(logits.shape)}")
+            log_probs = F.log_softmax(logits, dim=-1).gather(-1, indices.unsqueeze(-1)).squeeze(-1)
+        else:
+            tables = self._table_indexes(table_indexes, indices.shape).to(indices.device)
+            log_probs = F.log_softmax(self.logits, dim=-1)[tables, indices]
+        return self.bound_likelihood(log_probs.exp())
+
+    @torch.no_grad()
+    def update(self, force: bool = False) -> bool:
+        """Quantise each table's pmf into a CDF table; the (never used) escape symbol gets the
+        minimal frequency."""
+        if self.has_tables and not force:
+            return False
+        pmf = F.softmax(self.logits.detach().to("cpu", torch.float64), dim=-1)
+        tables = self.num_tables
+        pmf_length = torch.full((tables,), self.num_symbols, dtype=torch.int64)
+        self._set_tables(pmf, torch.zeros(tables, dtype=torch.float64), pmf_length, torch.zeros(tables))
+        return True
+
+    def compress(self, indices: Tensor, table_indexes: Tensor | None = None) -> list[bytes]:  # type: ignore[override]
+        """Code ``indices`` ``[B, ...]`` (one string per batch item) with the tables
+        ``table_indexes`` (broadcast to ``indices``; default table 0)."""
+        self._check_indices(indices)
+        if indices.dim() < 1:
+            raise ValueError("indices need a leading batch dimension")
+        return self.encode_symbols(indices, self._table_indexes(table_indexes, indices.shape))
+
+    def decompress(  # type: ignore[override]
+        self, strings: Sequence[bytes], shape: Sequence[int], table_indexes: Tensor | None = None
+    ) -> Tensor:
+        """Inverse of :meth:`compress`: int64 indices ``[len(strings), *shape]``."""
+        full_shape = (len(strings), *shape)
+        indices = self.decode_symbols(strings, self._table_indexes(table_indexes, full_shape)).long()
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_symbols):
+            raise BitstreamError("decoded an index outside the alphabet: the stream is corrupt")
+        return indices

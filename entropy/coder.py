@@ -1,0 +1,183 @@
+"""Entropy coding of integer symbols with indexed CDF tables, shaped like ``compressai.ans``.
+
+The semantics are CompressAI's (Bégaint et al., 2020, arXiv:2011.03029): table ``i`` of
+``cdfs`` has ``cdf_lengths[i]`` valid entries and codes the values ``0 .. cdf_lengths[i] - 3``;
+its last symbol is an escape followed by a bypass code, so any int32 symbol round-trips. The
+coder is a range coder (format: ``docs/range_coder.md``) in the C++ extension
+``lnc.entropy._range_coder``; this module only checks and converts its inputs. Arrays may be
+numpy arrays, torch tensors or sequences; the GIL is released while coding.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from lnc.entropy import _range_coder
+
+__all__ = [
+    "MAX_PRECISION",
+    "decode_streams",
+    "decode_with_indexes",
+    "encode_streams",
+    "encode_with_indexes",
+    "hardware_threads",
+    "pmf_to_quantized_cdf",
+]
+
+MAX_PRECISION: int = _range_coder.MAX_PRECISION
+
+_INT32 = np.iinfo(np.int32)
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    torch = sys.modules.get("torch")  # a tensor implies torch is already imported
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.detach().cpu().contiguous().numpy()
+    try:
+        return np.asarray(x)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _int32(x: Any, name: str, ndim: int | None = None) -> np.ndarray:
+    """``x`` as a C-contiguous int32 array; other integer dtypes must fit in int32."""
+    a = _to_numpy(x, name)
+    if a.size == 0 and a.dtype.kind == "f":  # np.asarray([]) is float64
+        a = a.astype(np.int32)
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    if a.dtype != np.int32:
+        if a.size and (a.min() < _INT32.min or a.max() > _INT32.max):
+            raise ValueError(f"{name} has values outside the int32 range")
+        a = a.astype(np.int32)
+    return np.ascontiguousarray(a)
+
+
+def _tables(cdfs: Any, cdf_lengths: Any, offsets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        _int32(cdfs, "cdfs", 2),
+        _int32(cdf_lengths, "cdf_lengths", 1),
+        _int32(offsets, "offsets", 1),
+    )
+
+
+def _precision(precision: int) -> int:
+    if isinstance(precision, bool) or not isinstance(precision, (int, np.integer)):
+        raise ValueError(f"precision must be an int, got {precision!r}")
+    return int(precision)
+
+
+def hardware_threads() -> int:
+    """Threads the hardware runs at once: the default cap of ``threads`` in the stream calls."""
+    return _range_coder.hardware_threads()
+
+
+def _threads(threads: int | None) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+    return int(threads)
+
+
+def _symbols_and_indexes(symbols: Any, indexes: Any) -> tuple[np.ndarray, np.ndarray]:
+    s, i = _int32(symbols, "symbols"), _int32(indexes, "indexes")
+    if s.shape != i.shape:
+        raise ValueError(f"symbols {s.shape} and indexes {i.shape} differ in shape")
+    return s.reshape(-1), i.reshape(-1)
+
+
+def _data(data: Any) -> np.ndarray:
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except (TypeError, ValueError) as exc:  # not bytes-like
+        raise ValueError(f"data must be bytes-like, got {type(data).__name__}") from exc
+
+
+def encode_with_indexes(
+    symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any, precision: int = 16
+) -> bytes:
+    """Code ``symbols[k]`` with table ``indexes[k]`` (same shapes, read in C order) into bytes."""
+    s, i = _symbols_and_indexes(symbols, indexes)
+    return _range_coder.encode(s, i, *_tables(cdfs, cdf_lengths, offsets), _precision(precision))
+
+
+def decode_with_indexes(
+    data: bytes, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any, precision: int = 16
+) -> np.ndarray:
+    """Inverse of :func:`encode_with_indexes`: int32 symbols shaped like ``indexes``.
+
+    Raises ``BitstreamError`` when ``data`` is evidently truncated, too long or corrupted.
+    """
+    i = _int32(indexes, "indexes")
+    out = _range_coder.decode(
+        _data(data), i.reshape(-1), *_tables(cdfs, cdf_lengths, offsets), _precision(precision)
+    )
+    return out.reshape(i.shape)
+
+
+def encode_streams(
+    streams: Sequence[tuple[Any, Any]],
+    cdfs: Any,
+    cdf_lengths: Any,
+    offsets: Any,
+    precision: int = 16,
+    threads: int | None = None,
+) -> list[bytes]:
+    """Code independent ``(symbols, indexes)`` streams in parallel, one byte string each.
+
+    Equal to ``[encode_with_indexes(s, i, ...) for s, i in streams]``; ``threads`` defaults
+    to ``min(len(streams), hardware threads)``.
+    """
+    pairs = []
+    for n, stream in enumerate(streams):
+        if len(stream) != 2:
+            raise ValueError(f"streams[{n}] must be a (symbols, indexes) pair")
+        pairs.append(_symbols_and_indexes(*stream))
+    return _range_coder.encode_streams(
+        pairs, *_tables(cdfs, cdf_lengths, offsets), _precision(precision), _threads(threads)
+    )
+
+
+def decode_streams(
+    datas: Sequence[bytes],
+    indexes_list: Sequence[Any],
+    cdfs: Any,
+    cdf_lengths: Any,
+    offsets: Any,
+    precision: int = 16,
+    threads: int | None = None,
+) -> list[np.ndarray]:
+    """Decode independent streams in parallel; inverse of :func:`encode_streams`."""
+    if len(datas) != len(indexes_list):
+        raise ValueError(f"got {len(datas)} streams but {len(indexes_list)} index arrays")
+    idx = [_int32(x, f"indexes_list[{n}]") for n, x in enumerate(indexes_list)]
+    outs = _range_coder.decode_streams(
+        [_data(d) for d in datas],
+        [x.reshape(-1) for x in idx],
+        *_tables(cdfs, cdf_lengths, offsets),
+        _precision(precision),
+        _threads(threads),
+    )
+    return [o.reshape(x.shape) for o, x in zip(outs, idx)]
+
+
+def pmf_to_quantized_cdf(pmf: Any, precision: int = 16) -> np.ndarray:
+    """Quantise each row of ``pmf`` (N, L) to an int32 CDF (N, L + 1) summing to ``1 << precision``.
+
+    Every symbol keeps a frequency >= 1 and the frequencies minimise the cross-entropy
+    ``-sum p log q`` of the row's normalised pmf (rounding, then greedy unit moves as in
+    tensorflow-compression, then unit exchanges until none helps), deterministically.
+    """
+    p = _to_numpy(pmf, "pmf")
+    if p.dtype.kind not in "fiu":
+        raise ValueError(f"pmf must be real-valued, got dtype {p.dtype}")
+    if p.ndim != 2:
+        raise ValueError(f"pmf must be 2-D (rows, symbols), got shape {p.shape}")
+    return _range_coder.pmf_to_quantized_cdf(
+        np.ascontiguousarray(p, dtype=np.float64), _precision(precision)
+    )

@@ -1,0 +1,164 @@
+"""`lnc encode` / `lnc decode` on real files with the shipped default model."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lnc.codecs import build_codec, load, save_codec
+from lnc.codecs.registry import DEFAULT_MODEL
+from lnc.entropy import container as lncfile
+from lnc.tools.cli import main
+from lnc.tools.image_pipeline import Picture, decode_bytes, encode_array, encode_picture, read_picture
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return load()
+
+
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def _assert_one_line_error(code: int, err: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lnc: error: "), err
+
+
+def test_cli_round_trip_matches_encoder_reconstruction(tmp_path, kodak_paths, codec, capsys):
+    source = kodak_paths[14]
+    rgb = np.asarray(Image.open(source).convert("RGB"))
+    for quality in (codec.quality_points[0], codec.quality_points[-1]):
+        out = tmp_path / f"k15_q{quality}.lnc"
+        code, err = _cli(capsys, "encode", str(source), "-o", str(out), "-q", str(quality))
+        assert code == 0, err
+        png = tmp_path / f"k15_q{quality}.png"
+        assert main(["decode", str(out), "-o", str(png)]) == 0
+        decoded = np.asarray(Image.open(png))
+        # The decoder reproduces exactly what the encoder's own reconstruction is.
+        data = out.read_bytes()
+        assert np.array_equal(decoded, decode_bytes(data, codec))
+        bpp = 8 * len(data) / (rgb.shape[0] * rgb.shape[1])
+        psnr = 10 * np.log10(255**2 / np.mean((decoded.astype(float) - rgb) ** 2))
+        assert 0.05 < bpp < 4 and psnr > 24, (quality, bpp, psnr)
+    small, large = (tmp_path / f"k15_q{q}.lnc" for q in (codec.quality_points[0], codec.quality_points[-1]))
+    assert small.stat().st_size < large.stat().st_size
+
+
+def test_stdin_stdout(tmp_path, kodak_paths, capfdbinary, monkeypatch):
+    data = kodak_paths[0].read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert main(["encode", "-", "-o", "-", "-q", "2"]) == 0
+    stream = capfdbinary.readouterr().out
+    assert lncfile.read(stream).header.width == 768
+
+
+def test_grayscale_and_alpha_policy(tmp_path, kodim, codec):
+    gray = Image.fromarray(kodim(3)[:256, :320].mean(axis=2).astype(np.uint8), mode="L")
+    buffer = io.BytesIO()
+    gray.save(buffer, format="PNG")
+    picture = read_picture(buffer.getvalue())
+    assert picture.channels == 1
+    data = encode_picture(picture, codec, 4)
+    from lnc.tools.image_pipeline import decode_container
+
+    decoded = decode_container(lncfile.read(data), codec).to_image()
+    assert decoded.mode == "L" and decoded.size == gray.size
+
+    rgba = Image.fromarray(kodim(4)[:200, :300]).convert("RGBA")
+    alpha = np.tile(np.arange(300, dtype=np.uint8), (200, 1))
+    rgba.putalpha(Image.fromarray(alpha))
+    buffer = io.BytesIO()
+    rgba.save(buffer, format="PNG")
+    picture = read_picture(buffer.getvalue())
+    out = decode_container(lncfile.read(encode_picture(picture, codec, 4)), codec)
+    assert np.array_equal(out.alpha, alpha)  # alpha is lossless
+
+
+def test_large_image_is_tiled(data_dir, codec):
+    picture = read_picture(str(sorted((data_dir / "clic").glob("*.png"))[0]))
+    h, w = picture.rgb.shape[:2]
+    assert h > 1024 and w > 1024
+    data = encode_picture(picture, codec, 3)
+    sections = [name for name, _ in lncfile.read(data).sections]
+    assert {"y0", "y3", "z3"} <= set(sections)
+    decoded = decode_bytes(data, codec)
+    assert decoded.shape == (h, w, 3)
+    psnr = 10 * np.log10(255**2 / np.mean((decoded.astype(float) - picture.rgb) ** 2))
+    assert psnr > 24
+
+
+def test_decode_is_identical_across_runs_and_threads(tmp_path, kodak_paths, codec, capsys):
+    out = tmp_path / "k7.lnc"
+    assert main(["encode", str(kodak_paths[6]), "-o", str(out), "-q", "5"]) == 0
+    script = (
+        "import sys, hashlib, torch; torch.set_num_threads(int(sys.argv[2]));"
+        "from lnc.codecs import load; from lnc.tools.image_pipeline import decode_bytes;"
+        "print(hashlib.sha256(decode_bytes(open(sys.argv[1], 'rb').read(), load()).tobytes()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script, str(out), str(threads)], capture_output=True, text=True, check=True
+        ).stdout
+        for threads in (1, 2, 2)
+    }
+    assert len(digests) == 1
+
+
+def test_bad_inputs_give_one_line_and_exit_2(tmp_path, kodak_paths, codec, capsys):
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not an image\n")
+    _assert_one_line_error(*_cli(capsys, "encode", str(fake), "-o", str(tmp_path / "a.lnc")))
+    _assert_one_line_error(*_cli(capsys, "encode", str(tmp_path / "missing.png")))
+
+    good = tmp_path / "k1.lnc"
+    assert main(["encode", str(kodak_paths[0]), "-o", str(good), "-q", "1"]) == 0
+    capsys.readouterr()
+    truncated = tmp_path / "cut.lnc"
+    truncated.write_bytes(good.read_bytes()[:-40])
+    _assert_one_line_error(*_cli(capsys, "decode", str(truncated), "-o", str(tmp_path / "cut.png")))
+    assert not (tmp_path / "cut.png").exists()
+
+    # A bitstream of other weights: decoding it with the default model is refused.
+    other = build_codec("mbt2018-mean", N=32, M=32)
+    other_path = tmp_path / "other.safetensors"
+    save_codec(other, other_path)
+    foreign = tmp_path / "foreign.lnc"
+    assert main(["encode", str(kodak_paths[1]), "-m", str(other_path), "-o", str(foreign)]) == 0
+    capsys.readouterr()
+    code, err = _cli(capsys, "decode", str(foreign), "-m", DEFAULT_MODEL, "-o", str(tmp_path / "f.png"))
+    _assert_one_line_error(code, err)
+    assert "weights" in err
+
+    # Unwritable output and an existing output without --force.
+    _assert_one_line_error(*_cli(capsys, "encode", str(kodak_paths[0]), "-o", str(tmp_path / "no" / "x.lnc")))
+    before = good.read_bytes()
+    _assert_one_line_error(*_cli(capsys, "encode", str(kodak_paths[2]), "-o", str(good)))
+    assert good.read_bytes() == before
+    assert main(["encode", str(kodak_paths[2]), "-o", str(good), "--force", "-q", "1"]) == 0
+    assert good.read_bytes() != before
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_every_kodak_image_at_every_rate_point(tmp_path, kodak_paths, codec):
+    """Acceptance: encode → file → decode of all of Kodak at each rate point, exact decode."""
+    for path in kodak_paths:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        for quality in codec.quality_points:
+            data = encode_array(rgb, codec, quality)
+            out = tmp_path / "x.lnc"
+            out.write_bytes(data)
+            again = decode_bytes(out.read_bytes(), codec)
+            assert np.array_equal(again, decode_bytes(data, codec))
+            assert again.shape == rgb.shape

@@ -1,0 +1,116 @@
+"""Rate–distortion loss, learning-rate schedule and the image-folder data module, on real data."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lnc.entropy.errors import InputError
+from lnc.train.data import ImageFolderDataModule, center_window, list_images, random_window
+from lnc.train.losses import RateDistortionLoss, bits_per_pixel
+from lnc.train.module import lr_factor
+
+
+def test_bits_per_pixel_sums_all_latents_per_sample():
+    y = torch.full((2, 4, 2, 2), 0.5)
+    z = torch.full((2, 1, 1, 1), 0.25)
+    y[1] = 0.125
+    bpp = bits_per_pixel({"y": y, "z": z}, num_pixels=8)
+    assert torch.allclose(bpp, torch.tensor([(16 * 1 + 2) / 8, (16 * 3 + 2) / 8]))
+
+
+def test_rd_loss_uses_compressai_scaling_and_per_sample_lambda(kodim):
+    x = torch.from_numpy(np.array(kodim(1)[:64, :64])).permute(2, 0, 1)[None].float().div(255).repeat(2, 1, 1, 1)
+    noise = torch.linspace(0.01, 0.05, 2).view(2, 1, 1, 1)
+    x_hat = x + noise
+    out = {"x_hat": x_hat, "likelihoods": {"y": torch.full((2, 8, 4, 4), 0.5)}}
+    lmbda = torch.tensor([0.0018, 0.18])
+    terms = RateDistortionLoss("mse")(out, x, lmbda)
+    mse = noise.flatten() ** 2
+    expected = (lmbda * 255**2 * mse + 128 / 4096).mean()
+    assert math.isclose(float(terms["loss"]), float(expected), rel_tol=1e-5)
+    assert math.isclose(float(terms["bpp"]), 128 / 4096, rel_tol=1e-6)
+    assert math.isclose(float(terms["psnr"]), float((10 * torch.log10(1 / mse)).mean()), rel_tol=1e-5)
+
+
+def test_ms_ssim_distortion_fits_small_crops_and_mixes(kodim):
+    x = torch.from_numpy(np.array(kodim(3)[:128, :128])).permute(2, 0, 1)[None].float().div(255)
+    torch.manual_seed(0)
+    x_hat = (x + 0.03 * torch.randn_like(x)).clamp(0, 1)
+    out = {"x_hat": x_hat, "likelihoods": {"y": torch.ones(1, 1, 1, 1)}}
+    ms = RateDistortionLoss("ms-ssim")(out, x, 1.0)
+    assert 0.5 < float(ms["ms-ssim"]) < 1.0
+    assert math.isclose(float(ms["loss"]), 1.0 - float(ms["ms-ssim"]), rel_tol=1e-5)
+    mixed = RateDistortionLoss({"mse": 0.5, "ms-ssim": 2.0})(out, x, 1.0)
+    expected = 0.5 * 255**2 * float(mixed["mse"]) + 2.0 * (1.0 - float(ms["ms-ssim"]))
+    assert math.isclose(float(mixed["loss"]), expected, rel_tol=1e-4)
+    with pytest.raises(InputError):
+        RateDistortionLoss("lpips")
+
+
+def test_lr_factor_warmup_multistep_cosine():
+    assert lr_factor(0, "constant", 4, [], 0.1, 100) == 0.25
+    assert lr_factor(3, "constant", 4, [], 0.1, 100) == 1.0
+    assert [lr_factor(s, "multistep", 0, [10, 20], 0.1, 100) for s in (9, 10, 20)] == pytest.approx([1, 0.1, 0.01])
+    assert lr_factor(0, "cosine", 0, [], 0.05, 100) == pytest.approx(1.0)
+    assert lr_factor(50, "cosine", 0, [], 0.05, 100) == pytest.approx(0.525)
+    assert lr_factor(100, "cosine", 0, [], 0.05, 100) == pytest.approx(0.05)
+
+
+def test_windows_stay_inside_and_cover_all_positions():
+    gen = torch.Generator().manual_seed(0)
+    starts = set()
+    for _ in range(400):
+        (sh, sw) = random_window((10, 70), (8, 64), gen)
+        assert 0 <= sh.start and sh.stop <= 10 and sw.stop - sw.start == 64 and sw.stop <= 70
+        starts.add((sh.start, sw.start))
+    assert starts == {(a, b) for a in range(3) for b in range(7)}
+    assert center_window((100, 7), (50, 7)) == (slice(25, 75), slice(0, 7))
+    (t,) = random_window((1000,), (100,), gen)  # the same helper cuts audio segments
+    assert t.stop - t.start == 100
+
+
+def test_image_folder_module_crops_real_images():
+    dm = ImageFolderDataModule(
+        ["train/images/mcmaster18"], val_fraction=0.2, crop_size=128, batch_size=3, num_workers=0, cache_images=True
+    )
+    dm.setup("fit")
+    train_files, val_files = dm.train_set.files, dm.val_set.files
+    assert len(train_files) + len(val_files) == 18 and len(val_files) == 4
+    assert not set(train_files) & set(val_files)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.dtype == torch.uint8 and batch.shape == (3, 3, 128, 128)
+    x = dm.on_after_batch_transfer(batch, 0)
+    assert x.dtype == torch.float32 and 0.0 <= float(x.min()) and float(x.max()) <= 1.0 and float(x.std()) > 0.05
+    # Validation crops are deterministic centre crops of the held-out files.
+    v1 = next(iter(dm.val_dataloader()))
+    v2 = next(iter(dm.val_dataloader()))
+    assert torch.equal(v1, v2)
+    # Cached and uncached datasets decode the same pixels.
+    image = np.asarray(dm.val_set.images[0])
+    uncached = ImageFolderDataModule(["train/images/mcmaster18"], val_fraction=0.2, crop_size=128, num_workers=0)
+    uncached.setup("fit")
+    assert torch.equal(uncached.val_set[0], v1[0])
+    assert image.shape == (500, 500, 3)
+
+
+def test_small_images_upscaled_or_skipped():
+    # BSDS500 images are 481×321: under a 384 crop they are upscaled, or skipped.
+    up = ImageFolderDataModule(["train/images/bsds500/val"], val_fraction=0.1, crop_size=384, num_workers=0)
+    up.setup("fit")
+    assert up.train_set[0].shape == (3, 384, 384)
+    skip = ImageFolderDataModule(
+        ["train/images/bsds500/val", "train/images/mcmaster18"], val_fraction=0.1, crop_size=384,
+        num_workers=0, small_images="skip",
+    )
+    skip.setup("fit")
+    assert all("mcmaster18" in str(f) for f in skip.train_set.files + skip.val_set.files)
+
+
+def test_missing_folder_is_an_input_error(tmp_path):
+    with pytest.raises(InputError):
+        list_images([tmp_path / "nope"])
+    with pytest.raises(InputError):
+        list_images([tmp_path])

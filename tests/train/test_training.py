@@ -1,0 +1,136 @@
+"""Training through ``lnc train`` (LightningCLI, in process) on real crops; export; the RD module's parts."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from lnc.codecs.image import FactorizedPrior, MeanScaleHyperprior
+from lnc.codecs.registry import load_codec_file
+from lnc.tools.cli import main as lnc_main
+from lnc.train.callbacks import RealRate
+from lnc.train.cli import main as train_main
+from lnc.train.losses import bits_per_pixel
+from lnc.train.module import COMPRESSAI_MSE_LAMBDAS, RDModule
+
+STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, shrunk_config) -> Path:
+    """40 steps of the shrunk mean-scale hyperprior config, validated once at the end (estimated rate
+    on held-out crops, a real file of one Kodak image), with an EMA of the weights; flags as a user
+    would give them on the command line."""
+    root = tmp_path_factory.mktemp("fit")
+    config = shrunk_config(root, "mbt2018-mean.yaml", checkpoint_every=STEPS)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        train_main(
+            ["--config", str(config), "--trainer.max_steps", str(STEPS), "--model.lr", "2e-3",
+             "--trainer.val_check_interval", str(STEPS), "--trainer.limit_val_batches", "2",
+             "--trainer.callbacks+=lnc.train.callbacks.EMA", "--trainer.callbacks.decay", "0.8"]
+        )  # fmt: skip
+    finally:
+        os.chdir(cwd)
+    return root / "runs" / "mbt2018-mean"
+
+
+def read_metrics(run: Path) -> list[dict[str, str]]:
+    with (run / "version_0" / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_loss_falls_on_real_crops(tiny_run):
+    losses = [float(r["train/loss"]) for r in read_metrics(tiny_run) if r.get("train/loss")]
+    assert len(losses) == STEPS
+    first, last = np.mean(losses[:10]), np.mean(losses[-10:])
+    assert last < 0.6 * first, (first, last)
+
+
+def test_validation_logs_estimated_and_real_rates(tiny_run):
+    rows = read_metrics(tiny_run)
+    val = [r for r in rows if r.get("val/loss")]
+    kodak = [r for r in rows if r.get("kodak/bpp_real")]
+    assert len(val) == 1 and len(kodak) == 1
+    real, est = float(kodak[0]["kodak/bpp_real"]), float(kodak[0]["kodak/bpp_est"])
+    # The .lnc file holds the estimated bits plus a small header and coder overhead.
+    assert est * 0.95 < real < est * 1.1 + 0.01, (real, est)
+    assert abs(float(kodak[0]["kodak/psnr_real"]) - float(kodak[0]["kodak/psnr_est"])) < 0.5
+    assert (tiny_run / "version_0" / "curves.png").stat().st_size > 1000
+
+
+def test_checkpoint_keeps_ema_and_step(tiny_run):
+    ckpt = torch.load(tiny_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == STEPS
+    assert len(ckpt["optimizer_states"]) == 2  # RD objective and quantiles
+    shadow = ckpt["callbacks"]["EMA"]["shadow"]
+    weights = ckpt["state_dict"]["codec.g_a.0.weight"]
+    assert shadow["g_a.0.weight"].shape == weights.shape and not torch.equal(shadow["g_a.0.weight"], weights)
+
+
+def test_export_round_trip(tiny_run, tmp_path, kodim):
+    ckpt = tiny_run / "checkpoints" / "last.ckpt"
+    out = tmp_path / "tiny.safetensors"
+    assert lnc_main(["export", str(ckpt), "-o", str(out)]) == 0
+    assert lnc_main(["export", str(ckpt), "-o", str(out)]) == 2  # refuses to overwrite
+    assert lnc_main(["export", str(ckpt), "-o", str(out), "--force", "--no-ema"]) == 0
+    with safe_open(str(out), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["lnc.train.steps"] == str(STEPS) and meta["lnc.train.ema"] == "false"
+    assert '"crop_size": 64' in meta["lnc.train.data"] and '"lr": 0.002' in meta["lnc.train.config"]
+
+    codec = load_codec_file(out)
+    assert isinstance(codec, MeanScaleHyperprior) and codec.config == {"rate_points": 0, "N": 16, "M": 16}
+    x = torch.from_numpy(np.array(kodim(5)[:128, :192])).permute(2, 0, 1)[None].float().div(255)
+    with torch.no_grad():
+        coded = codec.compress(x)
+        x_hat = codec.decompress(coded["strings"], coded["shape"])
+        estimate = codec(x)
+    bits = 8 * sum(len(s) for strings in coded["strings"].values() for s in strings)
+    est_bits = float(bits_per_pixel(estimate["likelihoods"], 1)[0])
+    assert est_bits * 0.95 < bits < est_bits * 1.1 + 64, (bits, est_bits)
+    assert torch.allclose(x_hat, estimate["x_hat"].clamp(0, 1), atol=1e-3)
+
+
+def test_variable_rate_draws_quality_and_lambda_per_item():
+    module = RDModule(MeanScaleHyperprior(16, 16, rate_points=8))
+    torch.manual_seed(0)
+    quality, lmbda = module._rate_targets(400)
+    assert set(quality.tolist()) == set(range(1, 9))
+    assert torch.equal(lmbda, torch.tensor(COMPRESSAI_MSE_LAMBDAS)[quality.long() - 1])
+    assert module.val_qualities == [float(q) for q in range(1, 9)]
+    fixed = RDModule(FactorizedPrior(16, 16), lmbda=0.05)
+    assert fixed._rate_targets(3)[0] is None and float(fixed._rate_targets(3)[1]) == pytest.approx(0.05)
+    with pytest.raises(Exception, match="lmbdas"):
+        RDModule(MeanScaleHyperprior(16, 16, rate_points=3))
+
+
+def test_likelihoods_stay_float32_under_bf16_autocast(kodim):
+    torch.manual_seed(0)
+    module = RDModule(MeanScaleHyperprior(16, 16, rate_points=8)).eval()
+    x = torch.from_numpy(np.array(kodim(7)[:64, :64])).permute(2, 0, 1)[None].float().div(255)
+    with torch.no_grad():
+        reference = module.codec(x, 4.0)["likelihoods"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = module.codec(x, 4.0)
+    assert mixed["x_hat"].dtype == torch.bfloat16  # the transforms did run in bf16
+    for name, lik in mixed["likelihoods"].items():
+        assert lik.dtype == torch.float32
+        bpp_ref = bits_per_pixel({name: reference[name]}, 64 * 64)
+        assert float(bits_per_pixel({name: lik}, 64 * 64)) == pytest.approx(float(bpp_ref), rel=0.05)
+
+
+def test_real_rate_measure_matches_estimate_on_kodak(kodim):
+    torch.manual_seed(0)
+    codec = FactorizedPrior(16, 16, rate_points=2).eval()
+    codec.update(force=True)
+    rgb = np.array(kodim(2)[:100, :130])  # not a multiple of the codec's stride: padded
+    row = RealRate().measure(codec, rgb, 2.0)
+    assert row["bpp_est"] * 0.95 < row["bpp_real"] < row["bpp_est"] * 1.1 + 0.05, row
+    assert abs(row["psnr_real"] - row["psnr_est"]) < 0.5, row

@@ -1,0 +1,65 @@
+"""Encode + decode time of one Kodak image with a learned codec, next to Pillow's JPEG and WebP.
+
+    python -m lnc.tools.bench_codec [-m MODEL] [--image kodim01.png] [-q Q] [--repeat 3]
+
+Prints a table of seconds (best of ``--repeat``) and the ratio to the classical codecs measured in
+the same run, on the same image; the time covers the whole file path (array → bytes → array).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lnc.codecs import load
+from lnc.tools.datasets import resolve
+from lnc.tools.image_pipeline import decode_bytes, encode_array
+
+
+def _best(fn, repeat: int) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _pillow(rgb: np.ndarray, fmt: str, quality: int) -> tuple[bytes, np.ndarray]:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format=fmt, quality=quality)
+    data = buffer.getvalue()
+    return data, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-m", "--model", help="model name or .safetensors path (default: shipped default)")
+    parser.add_argument("--image", default="kodim01.png", help="a file name in the Kodak folder")
+    parser.add_argument("-q", "--quality", type=float, help="rate point (default: the model's default)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    rgb = np.asarray(Image.open(resolve("kodak") / args.image).convert("RGB"))
+    codec = load(args.model)
+    pixels = rgb.shape[0] * rgb.shape[1]
+    encode_s, data = _best(lambda: encode_array(rgb, codec, args.quality), args.repeat)
+    decode_s, _ = _best(lambda: decode_bytes(data, codec), args.repeat)
+    rows = [(f"lnc {codec.name}", encode_s, decode_s, 8 * len(data) / pixels)]
+    for fmt, quality in (("JPEG", 75), ("WEBP", 75)):
+        enc, (coded, _) = _best(lambda: _pillow(rgb, fmt, quality), args.repeat)
+        rows.append((f"Pillow {fmt} q{quality} (enc+dec)", enc, 0.0, 8 * len(coded) / pixels))
+    lnc_total = encode_s + decode_s
+    print(f"{args.image} {rgb.shape[1]}x{rgb.shape[0]}, torch threads {torch.get_num_threads()}, best of {args.repeat}")
+    print(f"{'codec':34} {'encode s':>9} {'decode s':>9} {'total s':>8} {'bpp':>7} {'lnc/this':>9}")
+    for name, enc, dec, bpp in rows:
+        total = enc + dec
+        print(f"{name:34} {enc:9.3f} {dec:9.3f} {total:8.3f} {bpp:7.3f} {lnc_total / total:9.1f}")
+
+
+if __name__ == "__main__":
+    main()

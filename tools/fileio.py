@@ -1,0 +1,48 @@
+"""Reading inputs and writing outputs for the CLI: ``-`` for stdin/stdout, atomic files, --force."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from lnc.entropy.container import atomic_write
+from lnc.entropy.errors import LncError
+
+
+def read_input(path: str) -> bytes:
+    """All bytes of ``path``, or of stdin when ``path`` is ``-``."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def default_output(path: str, suffix: str) -> str:
+    """``photo.png`` → ``photo.lnc``: the output name when ``-o`` is not given."""
+    if path == "-":
+        raise LncError("reading from stdin needs -o (a file, or - for stdout)")
+    return str(Path(path).with_suffix(suffix))
+
+
+def check_output(path: str, force: bool) -> None:
+    """Fail before any work when ``path`` exists (without ``force``) or its folder is missing."""
+    if path == "-":
+        return
+    if os.path.exists(path) and not force:
+        raise LncError(f"{path} exists; refusing to overwrite it without --force")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise LncError(f"cannot write {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise LncError(f"cannot write {path}: folder {folder} is not writable")
+
+
+def write_output(path: str, data: bytes, force: bool) -> None:
+    """Write ``data`` to stdout (``-``) or atomically to ``path``: never a partial file."""
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        atomic_write(path, data, force=force)
+    except OSError as exc:
+        raise LncError(f"cannot write {path}: {exc.strerror}") from None

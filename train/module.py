@@ -1,0 +1,230 @@
+"""The rate–distortion LightningModule: one training recipe for every lnc image codec.
+
+Per step: sample each item's rate point (variable-rate codecs, Cui et al. 2021, arXiv:2003.02012)
+and its λ, minimise λ·D + R with Adam on the transforms and entropy models, then take one Adam step
+of the auxiliary quantile loss on the entropy bottlenecks' ``quantiles`` (CompressAI's recipe).
+Optimisation is manual because the two objectives have two optimisers; Lightning still handles
+devices, DDP, mixed precision, checkpoints and logging.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+from typing import Any, Literal
+
+import torch
+from pytorch_lightning import LightningModule
+from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR
+
+from lnc.codecs.base import ImageCodec
+from lnc.entropy.base import EntropyModel
+from lnc.entropy.errors import InputError
+from lnc.train.losses import RateDistortionLoss
+
+# CompressAI's λ for MSE-trained quality levels 1..8 (D = 255²·MSE).
+COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+Schedule = Literal["constant", "multistep", "cosine"]
+
+
+def codec_spec(codec: ImageCodec) -> dict[str, Any]:
+    """``{"class_path", "init_args"}`` that rebuilds ``codec``'s architecture (stored in checkpoints)."""
+    cls = type(codec)
+    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(codec.config)}
+
+
+def lr_factor(step: int, schedule: Schedule, warmup_steps: int, milestones: list[int], gamma: float, total_steps: int) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up, then constant, ×``gamma`` at each
+    milestone, or a cosine decay to ``gamma`` at ``total_steps`` (Loshchilov & Hutter 2016, arXiv:1608.03983)."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    if schedule == "multistep":
+        return warm * gamma ** sum(step >= m for m in milestones)
+    if schedule == "cosine":
+        progress = min(1.0, max(0.0, (step - warmup_steps) / max(1, total_steps - warmup_steps)))
+        return warm * (gamma + (1.0 - gamma) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return warm
+
+
+def _enter_float32(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    device = next((v.device.type for v in (*args, *kwargs.values()) if isinstance(v, Tensor)), "cpu")
+    context = torch.autocast(device, enabled=False)
+    context.__enter__()
+    module._float32_contexts.append(context)
+    cast = lambda v: v.float() if isinstance(v, Tensor) and v.is_floating_point() else v  # noqa: E731
+    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+
+def _leave_float32(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+    module._float32_contexts.pop().__exit__(None, None, None)
+
+
+def entropy_models_in_float32(codec: torch.nn.Module) -> None:
+    """Run every entropy model of ``codec`` outside autocast, on float32 inputs.
+
+    Under ``bf16-mixed`` the likelihoods would otherwise come out of bfloat16 matmuls and sigmoids
+    (8-bit mantissa), and −log2 p of small probabilities, i.e. the rate, would be badly wrong.
+    """
+    for module in codec.modules():
+        if isinstance(module, EntropyModel) and not hasattr(module, "_float32_contexts"):
+            module._float32_contexts = []
+            module.register_forward_pre_hook(_enter_float32, with_kwargs=True)
+            module.register_forward_hook(_leave_float32, with_kwargs=True, always_call=True)
+
+
+class RDModule(LightningModule):
+    """Train ``codec`` on λ·D + R.
+
+    Args:
+        codec: the codec to train (in configs a ``class_path``/``init_args`` sub-config).
+        distortion: ``"mse"``, ``"ms-ssim"`` or a mix ``{"mse": w1, "ms-ssim": w2}`` (see
+            :class:`~lnc.train.losses.RateDistortionLoss`).
+        lmbda: λ of a fixed-rate codec.
+        lmbdas: λ of each rate point of a variable-rate codec (default: CompressAI's MSE λ of
+            qualities 1..8); every item of a batch draws its rate point uniformly.
+        lr: Adam learning rate of the rate–distortion objective.
+        aux_lr: Adam learning rate of the entropy bottlenecks' quantiles.
+        lr_schedule: ``constant``, ``multistep`` (×``gamma`` at each of ``milestones``) or ``cosine``
+            (to ``gamma``·lr at the last step); all after ``warmup_steps`` of linear warm-up.
+        clip_max_norm: clip the global gradient norm of the main parameters (None: no clipping).
+        val_qualities: rate points validated (default: all of a variable-rate codec).
+    """
+
+    def __init__(
+        self,
+        codec: ImageCodec,
+        distortion: str | dict[str, float] = "mse",
+        lmbda: float = 0.0130,
+        lmbdas: list[float] | None = None,
+        lr: float = 1e-4,
+        aux_lr: float = 1e-3,
+        lr_schedule: Schedule = "constant",
+        warmup_steps: int = 0,
+        milestones: list[int] | None = None,
+        gamma: float = 0.1,
+        clip_max_norm: float | None = 1.0,
+        val_qualities: list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["codec"])
+        self.save_hyperparameters({"codec": codec_spec(codec)})
+        self.automatic_optimization = False
+        self.codec = codec
+        entropy_models_in_float32(codec)
+        self.criterion = RateDistortionLoss(distortion)
+        points = codec.rate_points
+        if points:
+            if lmbdas is None:
+                if distortion != "mse" or points != len(COMPRESSAI_MSE_LAMBDAS):
+                    raise InputError(f"give lmbdas: one λ for each of the codec's {points} rate points")
+                lmbdas = list(COMPRESSAI_MSE_LAMBDAS)
+            if len(lmbdas) != points:
+                raise InputError(f"lmbdas has {len(lmbdas)} values for {points} rate points")
+        self.register_buffer("lmbda_table", torch.tensor(lmbdas or [lmbda], dtype=torch.float32), persistent=False)
+        self.val_qualities = [float(q) for q in (val_qualities or codec.quality_points)]
+
+    # -- objective --------------------------------------------------------------------------------
+
+    def _rate_targets(self, batch: int) -> tuple[Tensor | None, Tensor]:
+        """Per-item quality (None for a fixed-rate codec) and λ."""
+        if not self.codec.rate_points:
+            return None, self.lmbda_table[0]
+        quality = torch.randint(1, self.codec.rate_points + 1, (batch,), device=self.device)
+        return quality.float(), self.lmbda_table[quality - 1]
+
+    def _lambda_at(self, quality: float) -> Tensor:
+        return self.lmbda_table[max(0, round(quality) - 1)]
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        optimizer, aux_optimizer = self.optimizers()
+        quality, lmbda = self._rate_targets(batch.shape[0])
+        terms = self.criterion(self.codec(batch, quality), batch, lmbda)
+        # The quantiles take no part in the RD loss; a zero term keeps DDP from waiting for their gradients.
+        untouched = sum(p.sum() for p in self.codec.aux_parameters()) * 0.0
+        optimizer.zero_grad()
+        self.manual_backward(terms["loss"] + untouched)
+        if self.hparams.clip_max_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.clip_max_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+        terms["aux_loss"] = self._aux_step(aux_optimizer.optimizer)
+        self.lr_schedulers().step()
+        self.log("train/loss", terms["loss"].detach(), prog_bar=True)
+        if self.global_step % self.trainer.log_every_n_steps == 0:  # the steps the loggers write; self.log is not free
+            for name, value in terms.items():
+                if name != "loss":
+                    self.log(f"train/{name}", value.detach(), prog_bar=name in ("bpp", "psnr"))
+            self.log("train/lr", optimizer.param_groups[0]["lr"])
+        return terms["loss"]
+
+    def _aux_step(self, aux_optimizer: torch.optim.Optimizer) -> Tensor:
+        """One step of the quantile loss, in float32, on gradients averaged over processes.
+
+        The raw optimiser is stepped: Lightning counts every wrapped ``step()`` as a global step.
+        """
+        params = list(self.codec.aux_parameters())
+        with torch.autocast(self.device.type, enabled=False):
+            aux_loss = self.codec.aux_loss()
+        grads = torch.autograd.grad(aux_loss, params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = self.trainer.strategy.reduce(g if g is not None else torch.zeros_like(p), reduce_op="mean")
+        aux_optimizer.step()
+        return aux_loss.detach()
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        losses = []
+        for q in self.val_qualities:
+            quality = q if self.codec.rate_points else None
+            terms = self.criterion(self.codec(batch, quality), batch, self._lambda_at(q))
+            suffix = f"_q{q:g}" if self.codec.rate_points else ""
+            self.log_dict({f"val/{k}{suffix}": v for k, v in terms.items() if k != "loss"}, sync_dist=True)
+            losses.append(terms["loss"])
+        self.log("val/loss", torch.stack(losses).mean(), sync_dist=True, prog_bar=True)
+
+    # -- optimisers -------------------------------------------------------------------------------
+
+    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
+        hp = self.hparams
+        main = torch.optim.Adam(self.codec.main_parameters(), lr=hp.lr)
+        aux = torch.optim.Adam(self.codec.aux_parameters(), lr=hp.aux_lr)
+        total = self.trainer.max_steps if self.trainer.max_steps > 0 else int(self.trainer.estimated_stepping_batches)
+        milestones = list(hp.milestones or [])
+        scheduler = LambdaLR(
+            main, lambda step: lr_factor(step, hp.lr_schedule, hp.warmup_steps, milestones, hp.gamma, total)
+        )
+        return [main, aux], [{"scheduler": scheduler, "interval": "step"}]
+
+
+def codec_from_checkpoint(path: str | os.PathLike, use_ema: bool = True) -> tuple[ImageCodec, dict[str, str]]:
+    """The codec of a training checkpoint (its EMA weights when present and ``use_ema``), tables built,
+    with provenance metadata for :func:`lnc.codecs.registry.save_codec`."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise InputError(f"{path}: not a readable training checkpoint ({exc})") from None
+    hparams = dict(ckpt.get("hyper_parameters") or {})
+    spec = hparams.get("codec")
+    if not isinstance(spec, dict) or "class_path" not in spec:
+        raise InputError(f"{path}: no codec hyper-parameters (not a checkpoint of lnc train)")
+    module_name, _, class_name = spec["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, ImageCodec)):
+        raise InputError(f"{path}: {spec['class_path']} is not an lnc codec class")
+    codec = cls(**(spec.get("init_args") or {}))
+    state = {k.removeprefix("codec."): v for k, v in ckpt["state_dict"].items() if k.startswith("codec.")}
+    ema = (ckpt.get("callbacks") or {}).get("EMA") if use_ema else None
+    if ema:
+        state.update(ema["shadow"])
+    codec.load_state_dict(state)
+    codec.update(force=True)
+    hparams.pop("_instantiator", None)
+    metadata = {
+        "lnc.train.config": json.dumps(hparams, sort_keys=True),
+        "lnc.train.data": json.dumps(dict(ckpt.get("datamodule_hyper_parameters") or {}), sort_keys=True),
+        "lnc.train.steps": str(ckpt.get("global_step", 0)),
+        "lnc.train.ema": "true" if ema else "false",
+    }
+    return codec.eval(), metadata
