@@ -2,13 +2,14 @@
 
 The peer is CompressAI's ``examples/train.py`` recipe written as a plain PyTorch loop on the
 ``compressai.zoo.mbt2018_mean`` architecture: Adam on the main parameters, Adam on the quantiles,
-``RateDistortionLoss``, gradient clipping, one aux step per step. Both see the same random batches
-from the same DataLoader, at the same batch size, crop, precision and thread count. Each step is
+``RateDistortionLoss``, gradient clipping, one aux step per step. A third row runs lnc's codec and
+loss in that same loop, so that the codec's own speed and the trainer's overhead show apart. All
+see the same random batches from the same DataLoader, at the same batch size, crop, precision and thread count. Each step is
 timed from its start to the next one's (synchronised on a GPU), runs alternate for ``--rounds``, and
 the median step of all rounds is reported: bursts of background load on a shared machine then
 shift neither side.
 
-    python -m lnc.tools.bench_train [--batch 8 --crop 128 --steps 30 --device auto --precision 32]
+    python -m lnc.tools.bench_train [--batch 8 --crop 128 --steps 30 --device auto --threads N]
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pytorch_lightning import Callback, Trainer
 from torch.utils.data import DataLoader
 
 from lnc.codecs.image import MeanScaleHyperprior
+from lnc.train.losses import RateDistortionLoss
 from lnc.train.module import RDModule
 
 LMBDA = 0.0130
@@ -36,22 +38,18 @@ def _stamp(device: torch.device) -> float:
 
 def _batches(args: argparse.Namespace) -> DataLoader:
     """The same random batches for both runs: warm-up plus timed steps."""
-    data = torch.rand((args.warmup + args.steps) * args.batch, 3, args.crop, args.crop, generator=torch.Generator().manual_seed(0))
+    count = (args.warmup + args.steps) * args.batch
+    data = torch.rand(count, 3, args.crop, args.crop, generator=torch.Generator().manual_seed(0))
     return DataLoader(data, batch_size=args.batch, shuffle=False, pin_memory=args.device.type == "cuda")
 
 
-def run_compressai(args: argparse.Namespace) -> list[float]:
-    """Step times of CompressAI's training recipe on its mbt2018-mean architecture."""
-    from compressai.losses import RateDistortionLoss
-    from compressai.models import MeanScaleHyperprior as CompressAIMeanScale
-
-    torch.manual_seed(0)
-    net = CompressAIMeanScale(args.N, args.M).to(args.device).train()
+def plain_loop(args: argparse.Namespace, net: torch.nn.Module, criterion: Callable) -> list[float]:
+    """Step times of CompressAI's ``examples/train.py`` step on ``net``: RD step, clipping, aux step."""
+    net = net.to(args.device).train()
     main = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
     aux = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main, lr=1e-4)
     aux_optimizer = torch.optim.Adam(aux, lr=1e-3)
-    criterion = RateDistortionLoss(lmbda=LMBDA)
     autocast = torch.autocast(args.device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
     stamps = []
     for i, x in enumerate(_batches(args)):
@@ -62,7 +60,7 @@ def run_compressai(args: argparse.Namespace) -> list[float]:
         aux_optimizer.zero_grad()
         with autocast:
             out = net(x)
-        loss = criterion(out, x)["loss"]
+        loss = criterion(out, x)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         optimizer.step()
@@ -71,6 +69,23 @@ def run_compressai(args: argparse.Namespace) -> list[float]:
         aux_optimizer.step()
     stamps.append(_stamp(args.device))
     return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def run_compressai(args: argparse.Namespace) -> list[float]:
+    """The peer: CompressAI's mbt2018-mean architecture and ``RateDistortionLoss`` in the plain loop."""
+    from compressai.losses import RateDistortionLoss
+    from compressai.models import MeanScaleHyperprior as CompressAIMeanScale
+
+    torch.manual_seed(0)
+    criterion = RateDistortionLoss(lmbda=LMBDA)
+    return plain_loop(args, CompressAIMeanScale(args.N, args.M), lambda out, x: criterion(out, x)["loss"])
+
+
+def run_lnc_codec(args: argparse.Namespace) -> list[float]:
+    """lnc's codec and loss in the same plain loop: separates codec speed from trainer overhead."""
+    torch.manual_seed(0)
+    criterion = RateDistortionLoss("mse")
+    return plain_loop(args, MeanScaleHyperprior(args.N, args.M), lambda out, x: criterion(out, x, LMBDA)["loss"])
 
 
 class _StepTimer(Callback):
@@ -121,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--M", type=int, default=192)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--precision", default="32-true", choices=("32-true", "bf16-mixed"))
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads, both runs")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads of both runs")
     args = parser.parse_args(argv)
     args.device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                                "cpu" if args.device == "auto" else args.device)
@@ -130,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
 
     runs: dict[str, Callable[[argparse.Namespace], list[float]]] = {
         "CompressAI loop, zoo mbt2018_mean": run_compressai,
+        "lnc codec, same plain loop": run_lnc_codec,
         "lnc RDModule + Lightning Trainer": run_lnc,
     }
     times: dict[str, list[float]] = {name: [] for name in runs}

@@ -5,11 +5,9 @@ import argparse
 import io
 from pathlib import Path
 
-from lnc.codecs.registry import load
 from lnc.entropy import container as lncfile
 from lnc.entropy.errors import LncError
 from lnc.tools.fileio import check_output, default_output, read_input, write_output
-from lnc.tools.image_pipeline import decode_container
 
 _FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 
@@ -28,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lnc.codecs.registry import load
+    from lnc.tools.image_pipeline import decode_container
+
     output = args.output or default_output(args.input, ".png")
     fmt = "PNG" if output == "-" else _FORMATS.get(Path(output).suffix.lower())
     if fmt is None:

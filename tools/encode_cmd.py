@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lnc.codecs.registry import DEFAULT_MODEL, load
 from lnc.tools.fileio import check_output, default_output, read_input, write_output
-from lnc.tools.image_pipeline import encode_picture, read_picture
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", help="image file, or - for stdin")
     parser.add_argument("-o", "--output", help="output .lnc file, or - for stdout (default: INPUT.lnc)")
-    parser.add_argument("-m", "--model", help=f"shipped model name or .safetensors path (default: {DEFAULT_MODEL})")
+    parser.add_argument("-m", "--model", help="shipped model name or .safetensors path (default: the shipped default, see `lnc models`)")
     parser.add_argument("-q", "--quality", type=float, help="rate point, continuous in the model's range (see `lnc models`)")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print size and bits per pixel to stderr")
@@ -25,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lnc.codecs.registry import load
+    from lnc.tools.image_pipeline import encode_picture, read_picture
+
     output = args.output or default_output(args.input, ".lnc")
     check_output(output, args.force)
     picture = read_picture(read_input(args.input))

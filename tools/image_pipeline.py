@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,10 +44,10 @@ class Picture:
         """The Pillow image to save: grayscale, RGB or RGBA, as the input was."""
         if self.channels == 1:
             gray = np.round(self.rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
-            return Image.fromarray(gray, mode="L")
-        image = Image.fromarray(self.rgb, mode="RGB")
+            return Image.fromarray(gray)
+        image = Image.fromarray(self.rgb)
         if self.alpha is not None:
-            image.putalpha(Image.fromarray(self.alpha, mode="L"))
+            image.putalpha(Image.fromarray(self.alpha))
         return image
 
 
@@ -99,6 +101,22 @@ def _groups(tiles: list[tuple[int, int, int, int]], multiple: int) -> list[list[
         for members in by_shape.values()
         for k in range(0, len(members), TILES_PER_BATCH)
     ]
+
+
+@contextmanager
+def _deterministic_synthesis(device: torch.device) -> Iterator[None]:
+    """Run the decoder with one CPU thread: its transposed convolutions split their sums
+    differently with more threads (≈1e-6 apart), which can flip an 8-bit rounding, and a file must
+    decode to the same pixels on every machine setting."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _quality(codec: ImageCodec, quality: float | None) -> float:
@@ -169,7 +187,8 @@ def decode_container(container: lncfile.Container, codec: ImageCodec) -> Picture
         _, _, h0, w0 = tiles[group[0]]
         shape = codec.latent_shape(padded(h0, codec.downsampling), padded(w0, codec.downsampling))
         strings = {latent: [container.section(f"{latent}{i}") for i in group] for latent in latents}
-        x_hat = codec.decompress(strings, shape, q)
+        with _deterministic_synthesis(next(codec.parameters()).device):
+            x_hat = codec.decompress(strings, shape, q)
         pixels = x_hat.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for i, tile in zip(group, pixels):
             top, left, h, w = tiles[i]

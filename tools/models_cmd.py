@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from lnc.codecs.registry import ARCHITECTURES, DEFAULT_MODEL, shipped_models
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,6 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lnc.codecs.registry import ARCHITECTURES, DEFAULT_MODEL, shipped_models
+
     models = [
         {
             "name": m.name,

@@ -52,7 +52,9 @@ def list_images(dirs: Sequence[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def random_window(shape: Sequence[int], size: Sequence[int], generator: torch.Generator | None = None) -> tuple[slice, ...]:
+def random_window(
+    shape: Sequence[int], size: Sequence[int], generator: torch.Generator | None = None
+) -> tuple[slice, ...]:
     """Slices of a uniformly placed window of ``size`` inside the leading axes ``shape``.
 
     One helper for image crops (H, W), video clips (T, H, W) and audio segments (T,).
@@ -94,7 +96,9 @@ class ImageCrops(Dataset):
     forked workers share them; otherwise every sample decodes its file.
     """
 
-    def __init__(self, files: Sequence[Path], crop_size: int, train: bool, cache: bool = False, repeats: int = 1) -> None:
+    def __init__(
+        self, files: Sequence[Path], crop_size: int, train: bool, cache: bool = False, repeats: int = 1
+    ) -> None:
         self.files = list(files)
         self.crop_size = crop_size
         self.train = train
@@ -126,7 +130,8 @@ class ImageFolderDataModule(LightningDataModule):
         val_dirs: held-out folders; if not given, ``val_fraction`` of the training images is held out
             (a fixed, seeded choice, so a resumed run validates on the same images).
         crop_size: side of the square crops; a multiple of 64 for the image codecs.
-        small_images: images whose short side is under ``crop_size`` are bicubically ``upscale``\\ d or ``skip``\\ ped.
+        small_images: what happens to images whose short side is under ``crop_size``: ``"upscale"``
+            (bicubic, to a short side of ``crop_size``) or ``"skip"``.
         repeats: crops drawn per training image and epoch (the dataset length is ``files × repeats``).
         cache_images: keep the decoded uint8 images in RAM (decoding a 1024×768 PNG per crop is slow).
     """

@@ -30,7 +30,8 @@ def psnr(mse: Tensor, peak: float = 1.0) -> Tensor:
 
 
 def ms_ssim_per_sample(x_hat: Tensor, x: Tensor) -> Tensor:
-    """MS-SSIM of each sample (5 scales); crops under 161 px use a smaller odd Gaussian window so all scales fit."""
+    """MS-SSIM of each sample (5 scales); crops under 161 px get a smaller odd Gaussian window so that
+    all five scales fit."""
     side = min(x.shape[-2:])
     win = min(11, 2 * ((side - 1) // 32) + 1)
     if win < 3:

@@ -36,7 +36,9 @@ def codec_spec(codec: ImageCodec) -> dict[str, Any]:
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(codec.config)}
 
 
-def lr_factor(step: int, schedule: Schedule, warmup_steps: int, milestones: list[int], gamma: float, total_steps: int) -> float:
+def lr_factor(
+    step: int, schedule: Schedule, warmup_steps: int, milestones: list[int], gamma: float, total_steps: int
+) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up, then constant, ×``gamma`` at each
     milestone, or a cosine decay to ``gamma`` at ``total_steps`` (Loshchilov & Hutter 2016, arXiv:1608.03983)."""
     warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
@@ -137,7 +139,7 @@ class RDModule(LightningModule):
     def _lambda_at(self, quality: float) -> Tensor:
         return self.lmbda_table[max(0, round(quality) - 1)]
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
         optimizer, aux_optimizer = self.optimizers()
         quality, lmbda = self._rate_targets(batch.shape[0])
         terms = self.criterion(self.codec(batch, quality), batch, lmbda)
@@ -146,17 +148,19 @@ class RDModule(LightningModule):
         optimizer.zero_grad()
         self.manual_backward(terms["loss"] + untouched)
         if self.hparams.clip_max_norm:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.clip_max_norm, gradient_clip_algorithm="norm")
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.hparams.clip_max_norm, gradient_clip_algorithm="norm"
+            )
         optimizer.step()
         terms["aux_loss"] = self._aux_step(aux_optimizer.optimizer)
         self.lr_schedulers().step()
         self.log("train/loss", terms["loss"].detach(), prog_bar=True)
-        if self.global_step % self.trainer.log_every_n_steps == 0:  # the steps the loggers write; self.log is not free
+        # The other terms only on the steps the loggers write: self.log costs milliseconds.
+        if self.global_step % self.trainer.log_every_n_steps == 0:
             for name, value in terms.items():
                 if name != "loss":
                     self.log(f"train/{name}", value.detach(), prog_bar=name in ("bpp", "psnr"))
             self.log("train/lr", optimizer.param_groups[0]["lr"])
-        return terms["loss"]
 
     def _aux_step(self, aux_optimizer: torch.optim.Optimizer) -> Tensor:
         """One step of the quantile loss, in float32, on gradients averaged over processes.
@@ -188,7 +192,8 @@ class RDModule(LightningModule):
         hp = self.hparams
         main = torch.optim.Adam(self.codec.main_parameters(), lr=hp.lr)
         aux = torch.optim.Adam(self.codec.aux_parameters(), lr=hp.aux_lr)
-        total = self.trainer.max_steps if self.trainer.max_steps > 0 else int(self.trainer.estimated_stepping_batches)
+        max_steps = self.trainer.max_steps
+        total = max_steps if max_steps > 0 else int(self.trainer.estimated_stepping_batches)
         milestones = list(hp.milestones or [])
         scheduler = LambdaLR(
             main, lambda step: lr_factor(step, hp.lr_schedule, hp.warmup_steps, milestones, hp.gamma, total)

@@ -27,6 +27,13 @@ def _apply(unit: GainUnit | None, which: str, t: Tensor, q: Tensor) -> Tensor:
     return t if unit is None else t * getattr(unit, which)(q)
 
 
+def _hyper_analysis(M: int, N: int, activation: type[nn.Module]) -> nn.Sequential:
+    """``y`` → ``z``: a 3×3 convolution then two stride-2 5×5 ones (total stride 4)."""
+    return nn.Sequential(
+        conv(M, N, 3, 1), activation(inplace=True), conv(N, N), activation(inplace=True), conv(N, N)
+    )
+
+
 class _Hyperprior(ImageCodec):
     """Shared body of the hyperprior codecs; subclasses define ``h_a``, ``h_s`` and the parameters."""
 
@@ -93,9 +100,7 @@ class ScaleHyperprior(_Hyperprior):
 
     def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0) -> None:
         super().__init__(N, M, rate_points)
-        self.h_a = nn.Sequential(
-            conv(M, N, 3, 1), nn.ReLU(inplace=True), conv(N, N), nn.ReLU(inplace=True), conv(N, N)
-        )
+        self.h_a = _hyper_analysis(M, N, nn.ReLU)
         self.h_s = nn.Sequential(
             deconv(N, N),
             nn.ReLU(inplace=True),
@@ -119,9 +124,7 @@ class MeanScaleHyperprior(_Hyperprior):
 
     def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0) -> None:
         super().__init__(N, M, rate_points)
-        self.h_a = nn.Sequential(
-            conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N)
-        )
+        self.h_a = _hyper_analysis(M, N, nn.LeakyReLU)
         self.h_s = nn.Sequential(
             deconv(N, M),
             nn.LeakyReLU(inplace=True),

@@ -10,15 +10,6 @@ import torch.nn.functional as F
 from lnc.entropy.categorical import CategoricalModel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: one intra-op thread is faster, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _symbols(kodim, n: int) -> torch.Tensor:
     """Kodak image ``n`` as 256-ary symbols ``[3, H * W]`` (one row per colour channel)."""
     return torch.from_numpy(kodim(n).astype(np.int64)).reshape(-1, 3).T.contiguous()

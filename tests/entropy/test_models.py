@@ -15,15 +15,6 @@ from lnc.entropy.bottleneck import EntropyBottleneck
 from lnc.entropy.gaussian import GaussianConditional, LaplaceConditional, get_scale_table
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: one intra-op thread is faster, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pixels(kodim, n: int, size: int = 256) -> torch.Tensor:
     rgb = np.array(kodim(n)[:size, :size])
     return torch.from_numpy(rgb).permute(2, 0, 1).float().unsqueeze(0)

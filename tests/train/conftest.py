@@ -1,10 +1,11 @@
 """Shared by the training tests: the shipped configs, shrunk to run on a CPU in seconds."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "image"
@@ -19,7 +20,9 @@ def shrink_config(directory: Path, name: str, checkpoint_every: int) -> Path:
         enable_model_summary=False,
     )  # fmt: skip
     config["model"]["codec"]["init_args"].update(N=16, M=16)
-    config["data"]["init_args"].update(train_dirs=["train/images/mcmaster18"], crop_size=64, batch_size=4, num_workers=0)
+    config["data"]["init_args"].update(
+        train_dirs=["train/images/mcmaster18"], crop_size=64, batch_size=4, num_workers=0
+    )
     for callback in config["trainer"]["callbacks"]:
         if callback["class_path"].endswith("ModelCheckpoint"):
             callback["init_args"]["every_n_train_steps"] = checkpoint_every
@@ -35,3 +38,13 @@ def shrink_config(directory: Path, name: str, checkpoint_every: int) -> Path:
 def shrunk_config() -> Callable[[Path, str, int], Path]:
     """:func:`shrink_config`, for tests and fixtures of any scope."""
     return shrink_config
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the 16-channel models: they gain nothing from two, and two OpenMP
+    threads on a machine whose other core is busy slow every small op down by orders of magnitude."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

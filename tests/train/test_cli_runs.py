@@ -9,13 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
+
 def lnc_train(config: Path, *flags: str, cwd: Path, **popen) -> subprocess.Popen:
-    """``lnc train --config CONFIG FLAGS`` in a new process (as the console script runs it)."""
+    """``lnc train --config CONFIG FLAGS`` in a new process (as the console script runs it), one thread each."""
     command = [sys.executable, "-m", "lnc.tools.cli", "train", "--config", str(config), *flags]
-    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # see the one_thread fixture
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
 
 
 def finish(process: subprocess.Popen, timeout: float = 240) -> str:

@@ -74,7 +74,8 @@ def test_windows_stay_inside_and_cover_all_positions():
 
 def test_image_folder_module_crops_real_images():
     dm = ImageFolderDataModule(
-        ["train/images/mcmaster18"], val_fraction=0.2, crop_size=128, batch_size=3, num_workers=0, cache_images=True
+        ["train/images/mcmaster18"], val_fraction=0.2, crop_size=128, batch_size=3, num_workers=0,
+        cache_images=True,
     )
     dm.setup("fit")
     train_files, val_files = dm.train_set.files, dm.val_set.files

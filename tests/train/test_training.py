@@ -22,7 +22,7 @@ STEPS = 40
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, shrunk_config) -> Path:
+def tiny_run(tmp_path_factory, shrunk_config, one_thread) -> Path:
     """40 steps of the shrunk mean-scale hyperprior config, validated once at the end (estimated rate
     on held-out crops, a real file of one Kodak image), with an EMA of the weights; flags as a user
     would give them on the command line."""
