@@ -105,7 +105,7 @@ def test_learned_codec_runs_through_real_lnc_files(crops, tmp_path, capsys) -> N
     curve = results.load(out)
     assert curve.name == "tiny" and curve.results["quality"] == [1.0, 2.0]
     assert main(["eval", "-m", str(weights), "--dataset", str(crops), "-q", "3"]) == 2
-    assert "tiny: quality must lie in [1, 2]" in capsys.readouterr().err
+    assert "quality must lie in [1, 2]" in capsys.readouterr().err
 
     model = eval_cmd.LearnedCodec(str(weights))
     rgb = load_rgb(image_paths(str(crops))[0])
