@@ -21,15 +21,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lnc.entropy.errors import InputError
+from lnc.tools.datasets import data_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SmallImages = Literal["upscale", "skip"]
-
-
-def data_root() -> Path:
-    """The shared data folder: ``$LNC_DATA`` if set, else ``<repo>/../shared/data``."""
-    env = os.environ.get("LNC_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def resolve_data_path(path: str | os.PathLike) -> Path:
