@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bdrate",
         help="BD-rate and BD-PSNR of RD curves against an anchor",
         description=(
-            "BD-rate (%%, negative = the test needs less rate) and BD-quality (dB for PSNR) of each "
+            "BD-rate (%, negative = the test needs less rate) and BD-quality (dB for PSNR) of each "
             "TEST results JSON against ANCHOR, over the range where the curves overlap "
             "(Bjøntegaard, VCEG-M33; pchip as in the JCT-VC/JVET CTC sheet)."
         ),

@@ -111,7 +111,7 @@ class RealRate(Callback):
         decoded = decode_bytes(data, codec)
         real_mse = np.mean((decoded.astype(np.float64) - rgb.astype(np.float64)) ** 2) / 255.0**2
 
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255).to(next(codec.parameters()).device)
+        x = torch.tensor(rgb).permute(2, 0, 1)[None].float().div(255).to(next(codec.parameters()).device)
         step = codec.downsampling
         padded = F.pad(x, (0, -width % step, 0, -height % step), mode="replicate")
         out = codec(padded, quality)

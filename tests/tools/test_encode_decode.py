@@ -39,7 +39,9 @@ def test_cli_round_trip_matches_encoder_reconstruction(tmp_path, kodak_paths, co
     source = kodak_paths[14]
     rgb = np.asarray(Image.open(source).convert("RGB"))
     psnrs = []
-    for quality in (codec.quality_points[0], codec.quality_points[-1]):
+    # Floors ~2 dB under what the shipped default measures on kodim15 (28.0 dB at q1, 34.2 at q8).
+    floors = {codec.quality_points[0]: 26.0, codec.quality_points[-1]: 32.0}
+    for quality, floor in floors.items():
         out = tmp_path / f"k15_q{quality}.lnc"
         code, err = _cli(capsys, "encode", str(source), "-o", str(out), "-q", str(quality))
         assert code == 0, err
@@ -51,7 +53,7 @@ def test_cli_round_trip_matches_encoder_reconstruction(tmp_path, kodak_paths, co
         assert np.array_equal(decoded, decode_bytes(data, codec))
         bpp = 8 * len(data) / (rgb.shape[0] * rgb.shape[1])
         psnr = 10 * np.log10(255**2 / np.mean((decoded.astype(float) - rgb) ** 2))
-        assert 0.05 < bpp < 4 and psnr > 18, (quality, bpp, psnr)
+        assert 0.05 < bpp < 4 and psnr > floor, (quality, bpp, psnr)
         psnrs.append(psnr)
     assert psnrs[1] > psnrs[0] + 1  # the highest rate point is clearly better than the lowest
     small, large = (tmp_path / f"k15_q{q}.lnc" for q in (codec.quality_points[0], codec.quality_points[-1]))
@@ -67,7 +69,7 @@ def test_stdin_stdout(tmp_path, kodak_paths, capfdbinary, monkeypatch):
 
 
 def test_grayscale_and_alpha_policy(tmp_path, kodim, codec):
-    gray = Image.fromarray(kodim(3)[:256, :320].mean(axis=2).astype(np.uint8), mode="L")
+    gray = Image.fromarray(kodim(3)[:256, :320].mean(axis=2).astype(np.uint8))  # 2-D uint8 is mode L
     buffer = io.BytesIO()
     gray.save(buffer, format="PNG")
     picture = read_picture(buffer.getvalue())
@@ -98,7 +100,7 @@ def test_large_image_is_tiled(data_dir, codec):
     decoded = decode_bytes(data, codec)
     assert decoded.shape == (h, w, 3)
     psnr = 10 * np.log10(255**2 / np.mean((decoded.astype(float) - picture.rgb) ** 2))
-    assert psnr > 18
+    assert psnr > 31.5  # 33.6 dB measured; a broken tile seam or tile order would fall far below
 
 
 def test_decode_is_identical_across_runs_and_threads(tmp_path, kodak_paths, codec, capsys):
