@@ -35,11 +35,20 @@ def _hyper_analysis(M: int, N: int, activation: type[nn.Module]) -> nn.Sequentia
 
 
 class _Hyperprior(ImageCodec):
-    """Shared body of the hyperprior codecs; subclasses define ``h_a``, ``h_s`` and the parameters."""
+    """Shared body of the hyperprior codecs; subclasses define ``h_a``, ``h_s`` and the parameters.
 
-    def __init__(self, N: int, M: int, rate_points: int) -> None:
+    Args:
+        N, M: channels of the hyper latent ``z`` and of the latent ``y``.
+        rate_points: number of trained rate points (gain vectors); 0 for a fixed-rate codec.
+        mixed_quantization: in training, ``g_s`` gets the latents rounded with a straight-through
+            gradient while the rate keeps the noise proxy (Minnen & Singh 2020, arXiv:2007.08739),
+            so the synthesis learns on what it will decode. Evaluation and coding are unchanged.
+    """
+
+    def __init__(self, N: int, M: int, rate_points: int, mixed_quantization: bool = False) -> None:
         super().__init__(rate_points)
         self.config.update(N=N, M=M)
+        self.mixed_quantization = mixed_quantization
         self.g_a = analysis_transform(N, M)
         self.g_s = synthesis_transform(N, M)
         self.entropy_bottleneck = EntropyBottleneck(N)
@@ -68,6 +77,9 @@ class _Hyperprior(ImageCodec):
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         scales, means = self._parameters_from(z_hat, q)
         y_hat, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        if self.mixed_quantization and self.training:
+            # The rate keeps its noisy proxy; g_s sees the rounded latents it will decode from.
+            y_hat = self.gaussian_conditional.quantize(y, "ste", means)
         x_hat = self.g_s(_apply(self.gain, "inverse_gain", y_hat, q))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
@@ -98,8 +110,8 @@ class ScaleHyperprior(_Hyperprior):
 
     architecture = "bmshj2018-hyperprior"
 
-    def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0) -> None:
-        super().__init__(N, M, rate_points)
+    def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False) -> None:
+        super().__init__(N, M, rate_points, mixed_quantization)
         self.h_a = _hyper_analysis(M, N, nn.ReLU)
         self.h_s = nn.Sequential(
             deconv(N, N),
@@ -122,8 +134,8 @@ class MeanScaleHyperprior(_Hyperprior):
 
     architecture = "mbt2018-mean"
 
-    def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0) -> None:
-        super().__init__(N, M, rate_points)
+    def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False) -> None:
+        super().__init__(N, M, rate_points, mixed_quantization)
         self.h_a = _hyper_analysis(M, N, nn.LeakyReLU)
         self.h_s = nn.Sequential(
             deconv(N, M),
