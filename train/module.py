@@ -76,6 +76,28 @@ def entropy_models_in_float32(codec: torch.nn.Module) -> None:
             module.register_forward_hook(_leave_float32, with_kwargs=True, always_call=True)
 
 
+def load_initial_weights(codec: ImageCodec, name: str) -> dict[str, Any]:
+    """Copy the weights of a saved codec (shipped name or path) into ``codec``; returns their
+    provenance (name, weights hash, training steps) for the checkpoint's hyper-parameters."""
+    from lnc.codecs.registry import load
+
+    try:
+        source = load(name)
+    except FileNotFoundError:
+        raise InputError(f"init_weights: {name}: no such file") from None
+    if (source.architecture, source.config) != (codec.architecture, codec.config):
+        raise InputError(
+            f"init_weights: {name} is {source.architecture} {source.config}, "
+            f"the codec to train is {codec.architecture} {codec.config}"
+        )
+    codec.load_state_dict(source.state_dict())
+    return {
+        "weights": str(name),
+        "hash": source.weights_hash.hex(),
+        "steps": int(source.metadata.get("lnc.train.steps", 0)),
+    }
+
+
 class RDModule(LightningModule):
     """Train ``codec`` on λ·D + R.
 
@@ -92,6 +114,9 @@ class RDModule(LightningModule):
             (to ``gamma``·lr at the last step); all after ``warmup_steps`` of linear warm-up.
         clip_max_norm: clip the global gradient norm of the main parameters (None: no clipping).
         val_qualities: rate points validated (default: all of a variable-rate codec).
+        init_weights: start from these weights (a shipped model's name or a ``.safetensors`` path
+            written by ``lnc export``) instead of a random initialisation, to fine-tune; their
+            architecture and config must be the codec's. Exports count their steps in.
     """
 
     def __init__(
@@ -108,12 +133,15 @@ class RDModule(LightningModule):
         gamma: float = 0.1,
         clip_max_norm: float | None = 1.0,
         val_qualities: list[float] | None = None,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["codec"])
         self.save_hyperparameters({"codec": codec_spec(codec)})
         self.automatic_optimization = False
         self.codec = codec
+        if init_weights is not None:
+            self.save_hyperparameters({"init_from": load_initial_weights(codec, init_weights)})
         entropy_models_in_float32(codec)
         self.criterion = RateDistortionLoss(distortion)
         points = codec.rate_points
@@ -226,10 +254,13 @@ def codec_from_checkpoint(path: str | os.PathLike, use_ema: bool = True) -> tupl
     codec.load_state_dict(state)
     codec.update(force=True)
     hparams.pop("_instantiator", None)
+    init = hparams.get("init_from") or {}
     metadata = {
         "lnc.train.config": json.dumps(hparams, sort_keys=True),
         "lnc.train.data": json.dumps(dict(ckpt.get("datamodule_hyper_parameters") or {}), sort_keys=True),
-        "lnc.train.steps": str(ckpt.get("global_step", 0)),
+        "lnc.train.steps": str(int(init.get("steps", 0)) + ckpt.get("global_step", 0)),
         "lnc.train.ema": "true" if ema else "false",
     }
+    if init:
+        metadata["lnc.train.init"] = json.dumps(init, sort_keys=True)
     return codec.eval(), metadata

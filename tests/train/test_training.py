@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from safetensors import safe_open
 
 from lnc.codecs.image import FactorizedPrior, MeanScaleHyperprior
 from lnc.codecs.registry import load_codec_file
+from lnc.entropy.errors import InputError
 from lnc.tools.cli import main as lnc_main
 from lnc.train.callbacks import RealRate
 from lnc.train.cli import main as train_main
@@ -96,6 +98,39 @@ def test_export_round_trip(tiny_run, tmp_path, kodim):
     est_bits = float(bits_per_pixel(estimate["likelihoods"], 1)[0])
     assert est_bits * 0.95 < bits < est_bits * 1.1 + 64, (bits, est_bits)
     assert torch.allclose(x_hat, estimate["x_hat"].clamp(0, 1), atol=1e-3)
+
+
+def test_fine_tune_starts_from_exported_weights_and_counts_their_steps(tiny_run, tmp_path, shrunk_config):
+    """``--model.init_weights`` loads an export (and refuses one of another config); a few more steps
+    from it export with the steps of both runs and the provenance of the starting weights."""
+    start = tmp_path / "start.safetensors"
+    assert lnc_main(["export", str(tiny_run / "checkpoints" / "last.ckpt"), "-o", str(start)]) == 0
+    source = load_codec_file(start)
+    module = RDModule(MeanScaleHyperprior(16, 16), init_weights=str(start))
+    for key, value in source.state_dict().items():
+        assert torch.equal(module.codec.state_dict()[key], value), key
+    with pytest.raises(InputError, match="init_weights"):
+        RDModule(MeanScaleHyperprior(16, 24), init_weights=str(start))
+
+    config = shrunk_config(tmp_path, "mbt2018-mean.yaml", checkpoint_every=3)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        train_main(
+            ["--config", str(config), "--trainer.max_steps", "3",
+             "--trainer.limit_val_batches", "0", "--model.init_weights", str(start)]
+        )  # fmt: skip
+    finally:
+        os.chdir(cwd)
+    run = tmp_path / "runs" / "mbt2018-mean"
+    out = tmp_path / "tuned.safetensors"
+    assert lnc_main(["export", str(run / "checkpoints" / "last.ckpt"), "-o", str(out)]) == 0
+    with safe_open(str(out), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["lnc.train.steps"] == str(STEPS + 3)
+    assert json.loads(meta["lnc.train.init"]) == {
+        "weights": str(start), "hash": source.weights_hash.hex(), "steps": STEPS
+    }  # fmt: skip
 
 
 def test_variable_rate_draws_quality_and_lambda_per_item():
