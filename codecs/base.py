@@ -25,6 +25,9 @@ class ImageCodec(nn.Module):
     """Registry name of the architecture, e.g. ``"mbt2018-mean"``."""
     downsampling: ClassVar[int] = 64
     """Input height and width must be multiples of this (total stride including the hyperprior)."""
+    grows_from: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Architectures whose trained weights this one can start from, with the prefixes of the layers
+    it adds to them (``lnc train --model.init_weights``)."""
 
     def __init__(self, rate_points: int = 0) -> None:
         super().__init__()

@@ -17,17 +17,20 @@ from safetensors import safe_open
 from safetensors.torch import save as save_tensors
 
 from lnc.codecs.base import ImageCodec
+from lnc.codecs.image.checkerboard import CheckerboardMeanScale
 from lnc.codecs.image.factorized import FactorizedPrior
 from lnc.codecs.image.hyperprior import MeanScaleHyperprior, ScaleHyperprior
 from lnc.entropy.errors import LncError, ModelMismatchError
 
 ARCHITECTURES: dict[str, type[ImageCodec]] = {
-    cls.architecture: cls for cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior)
+    cls.architecture: cls
+    for cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior, CheckerboardMeanScale)
 }
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "mbt2018-mean-vr"
-# Weights whose name starts with one of these prefixes are stored in fp16: the big transforms.
-_HALF_PREFIXES = ("g_a.", "g_s.", "h_a.", "h_s.")
+# Weights whose name starts with one of these prefixes are stored in fp16: the big transforms and
+# the context networks.
+_HALF_PREFIXES = ("g_a.", "g_s.", "h_a.", "h_s.", "context_prediction.", "context_fusion.")
 
 
 @dataclass(frozen=True)

@@ -104,10 +104,12 @@ def _groups(tiles: list[tuple[int, int, int, int]], multiple: int) -> list[list[
 
 
 @contextmanager
-def _deterministic_synthesis(device: torch.device) -> Iterator[None]:
-    """Run the decoder with one CPU thread: its transposed convolutions split their sums
-    differently with more threads (≈1e-6 apart), which can flip an 8-bit rounding, and a file must
-    decode to the same pixels on every machine setting."""
+def _single_threaded(device: torch.device) -> Iterator[None]:
+    """Run the codec with one CPU thread, encoder and decoder alike: convolutions split their sums
+    differently with more threads (≈1e-6 apart). In the decoder's synthesis that can flip an 8-bit
+    rounding, and a file must decode to the same pixels on every machine setting; in the entropy
+    parameters (the hyperprior, a context model) it can move a scale across a table boundary, and
+    then the decoder reads the stream with another CDF than the encoder wrote it with."""
     if device.type != "cpu":
         yield
         return
@@ -147,7 +149,8 @@ def encode_picture(picture: Picture, codec: ImageCodec, quality: float | None = 
             crop = x[:, top : top + h, left : left + w].unsqueeze(0)
             pad = (0, padded(w, codec.downsampling) - w, 0, padded(h, codec.downsampling) - h)
             batch.append(F.pad(crop, pad, mode="replicate"))
-        out = codec.compress(torch.cat(batch), q)
+        with _single_threaded(device):
+            out = codec.compress(torch.cat(batch), q)
         for latent, strings in out["strings"].items():
             for i, s in zip(group, strings):
                 sections[f"{latent}{i}"] = s
@@ -187,7 +190,7 @@ def decode_container(container: lncfile.Container, codec: ImageCodec) -> Picture
         _, _, h0, w0 = tiles[group[0]]
         shape = codec.latent_shape(padded(h0, codec.downsampling), padded(w0, codec.downsampling))
         strings = {latent: [container.section(f"{latent}{i}") for i in group] for latent in latents}
-        with _deterministic_synthesis(next(codec.parameters()).device):
+        with _single_threaded(next(codec.parameters()).device):
             x_hat = codec.decompress(strings, shape, q)
         pixels = x_hat.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for i, tile in zip(group, pixels):

@@ -78,24 +78,36 @@ def entropy_models_in_float32(codec: torch.nn.Module) -> None:
 
 def load_initial_weights(codec: ImageCodec, name: str) -> dict[str, Any]:
     """Copy the weights of a saved codec (shipped name or path) into ``codec``; returns their
-    provenance (name, weights hash, training steps) for the checkpoint's hyper-parameters."""
+    provenance (name, weights hash, training steps, what was grown) for the checkpoint.
+
+    The source has the codec's architecture and config, or is a smaller relative of the same
+    config: an architecture the codec ``grows_from`` (its added layers keep their initialisation,
+    e.g. a context model on a trained hyperprior).
+    """
     from lnc.codecs.registry import load
 
     try:
         source = load(name)
     except FileNotFoundError:
         raise InputError(f"init_weights: {name}: no such file") from None
-    if (source.architecture, source.config) != (codec.architecture, codec.config):
+    added = codec.grows_from.get(source.architecture, ())
+    if (source.architecture != codec.architecture and not added) or source.config != codec.config:
         raise InputError(
             f"init_weights: {name} is {source.architecture} {source.config}, "
             f"the codec to train is {codec.architecture} {codec.config}"
         )
-    codec.load_state_dict(source.state_dict())
-    return {
+    missing, unexpected = codec.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(not key.startswith(added) for key in missing):
+        raise InputError(f"init_weights: {name} does not fit {codec.architecture}: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    provenance: dict[str, Any] = {
         "weights": str(name),
         "hash": source.weights_hash.hex(),
         "steps": int(source.metadata.get("lnc.train.steps", 0)),
     }
+    if added:
+        provenance["grown_from"] = source.architecture
+    return provenance
 
 
 class RDModule(LightningModule):

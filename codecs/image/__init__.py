@@ -1,5 +1,6 @@
 """Image codecs of the hyperprior family."""
+from lnc.codecs.image.checkerboard import CheckerboardMeanScale
 from lnc.codecs.image.factorized import FactorizedPrior
 from lnc.codecs.image.hyperprior import MeanScaleHyperprior, ScaleHyperprior
 
-__all__ = ["FactorizedPrior", "MeanScaleHyperprior", "ScaleHyperprior"]
+__all__ = ["CheckerboardMeanScale", "FactorizedPrior", "MeanScaleHyperprior", "ScaleHyperprior"]

@@ -76,6 +76,12 @@ class _Hyperprior(ImageCodec):
         y, z = self._analyse(x, q)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         scales, means = self._parameters_from(z_hat, q)
+        return self._training_output(y, scales, means, q, z_likelihoods)
+
+    def _training_output(
+        self, y: Tensor, scales: Tensor, means: Tensor | None, q: Tensor, z_likelihoods: Tensor
+    ) -> dict[str, Any]:
+        """``forward``'s result once the Gaussian over ``y`` is known."""
         y_hat, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         if self.mixed_quantization and self.training:
             # The rate keeps its noisy proxy; g_s sees the rounded latents it will decode from.

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from lnc.codecs.image import FactorizedPrior, MeanScaleHyperprior
+from lnc.codecs.image import CheckerboardMeanScale, FactorizedPrior, MeanScaleHyperprior
 from lnc.codecs.registry import load_codec_file
 from lnc.entropy.errors import InputError
 from lnc.tools.cli import main as lnc_main
@@ -101,16 +101,22 @@ def test_export_round_trip(tiny_run, tmp_path, kodim):
 
 
 def test_fine_tune_starts_from_exported_weights_and_counts_their_steps(tiny_run, tmp_path, shrunk_config):
-    """``--model.init_weights`` loads an export (and refuses one of another config); a few more steps
-    from it export with the steps of both runs and the provenance of the starting weights."""
+    """``--model.init_weights`` loads an export (or grows a context model from it; refuses another
+    config); a few more steps from it export with the steps of both runs and the start's provenance."""
     start = tmp_path / "start.safetensors"
     assert lnc_main(["export", str(tiny_run / "checkpoints" / "last.ckpt"), "-o", str(start)]) == 0
     source = load_codec_file(start)
     module = RDModule(MeanScaleHyperprior(16, 16), init_weights=str(start))
     for key, value in source.state_dict().items():
         assert torch.equal(module.codec.state_dict()[key], value), key
-    with pytest.raises(InputError, match="init_weights"):
-        RDModule(MeanScaleHyperprior(16, 24), init_weights=str(start))
+    for other in (MeanScaleHyperprior(24, 16), MeanScaleHyperprior(16, 24), FactorizedPrior(16, 16)):
+        with pytest.raises(InputError, match="init_weights"):
+            RDModule(other, init_weights=str(start))
+    # A codec that grows from the architecture keeps the shared weights and adds its own layers.
+    grown = RDModule(CheckerboardMeanScale(16, 16), init_weights=str(start))
+    assert grown.hparams.init_from["grown_from"] == "mbt2018-mean"
+    for key, value in source.state_dict().items():
+        assert torch.equal(grown.codec.state_dict()[key], value), key
 
     config = shrunk_config(tmp_path, "mbt2018-mean.yaml", checkpoint_every=3)
     cwd = os.getcwd()

@@ -1,0 +1,106 @@
+"""The checkerboard context model: two-pass coding on real Kodak images through the range coder."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lnc.codecs
+from lnc.codecs.image import CheckerboardMeanScale
+from lnc.codecs.image.checkerboard import CheckerboardConv2d, checkerboard_mask
+from lnc.entropy import container as lncfile
+from lnc.tools.image_pipeline import decode_bytes, encode_array
+from lnc.train.module import load_initial_weights
+
+
+def _image(kodim, n: int, height: int, width: int) -> torch.Tensor:
+    rgb = np.ascontiguousarray(kodim(n)[:height, :width])
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
+
+
+def _grown() -> CheckerboardMeanScale:
+    torch.manual_seed(0)  # the context layers' initialisation
+    codec = CheckerboardMeanScale(64, 128, rate_points=8, mixed_quantization=True)
+    provenance = load_initial_weights(codec, "mbt2018-mean-vr")
+    assert provenance["grown_from"] == "mbt2018-mean"
+    codec.update(force=True)
+    return codec.eval()
+
+
+def _with_active_context(codec: CheckerboardMeanScale, seed: int = 0) -> CheckerboardMeanScale:
+    """Give the (zero-initialised) residual a random last layer, so the context changes σ and μ."""
+    generator = torch.Generator().manual_seed(seed)
+    last = codec.context_fusion[-1]
+    with torch.no_grad():
+        last.weight.copy_(torch.randn(last.weight.shape, generator=generator) * 0.02)
+    return codec
+
+
+def test_context_reads_only_the_other_colour():
+    torch.manual_seed(0)
+    conv = CheckerboardConv2d(3, 4)
+    anchor = checkerboard_mask(8, 10)
+    x = torch.randn(1, 3, 8, 10)
+    changed = x + torch.randn_like(x) * anchor.logical_not()  # only non-anchors change
+    with torch.no_grad():
+        a, b = conv(x), conv(changed)
+    assert torch.equal(a[..., ~anchor], b[..., ~anchor])  # what non-anchors see is anchors alone
+    assert not torch.equal(a[..., anchor], b[..., anchor])
+
+
+def test_grown_from_the_shipped_hyperprior_codes_exactly_as_it(kodim):
+    hyperprior, codec = lnc.codecs.load(), _grown()
+    x = _image(kodim, 15, 256, 384)
+    with torch.no_grad():
+        for q in (1.0, 8.0):
+            a, b = hyperprior.compress(x, q), codec.compress(x, q)
+            assert set(b["strings"]) == {"z", "y_anchor", "y_other"}
+            size_a = sum(len(s[0]) for s in a["strings"].values())
+            size_b = sum(len(s[0]) for s in b["strings"].values())
+            assert abs(size_a - size_b) <= 2, (size_a, size_b)  # one more stream: its final bytes
+            torch.testing.assert_close(
+                codec.decompress(b["strings"], b["shape"], q), hyperprior.decompress(a["strings"], a["shape"], q),
+                rtol=0, atol=0,
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("quality", [1.0, 4.5, 8.0])
+def test_active_context_decodes_what_the_encoder_reconstructed(kodim, quality):
+    codec = _with_active_context(_grown())
+    x = _image(kodim, 23, 256, 320)
+    with torch.no_grad():
+        out = codec.compress(x, quality)
+        x_hat = codec.decompress(out["strings"], out["shape"], quality)
+        estimate = codec(x, quality)
+    torch.testing.assert_close(x_hat, estimate["x_hat"].clamp(0, 1), rtol=0, atol=1e-5)
+    bits = 8 * sum(len(s[0]) for s in out["strings"].values())
+    estimated = -sum(torch.log2(v).sum() for v in estimate["likelihoods"].values()).item()
+    assert abs(bits - estimated) < 0.02 * estimated + 64, (bits, estimated)
+
+
+def test_context_is_trained_through_rounded_anchors(kodim):
+    torch.manual_seed(0)
+    codec = _with_active_context(_grown()).train()
+    x = _image(kodim, 7, 128, 128)
+    out = codec(x, torch.tensor([2.0]))
+    bits = -sum(torch.log2(v).sum() for v in out["likelihoods"].values())
+    (bits + 1e4 * torch.mean((out["x_hat"] - x) ** 2)).backward()
+    for module in (codec.context_prediction, codec.context_fusion):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_lnc_file_round_trip_of_a_kodak_image(kodim):
+    codec = _with_active_context(_grown())
+    rgb = kodim(4)[:300, :200]  # not a multiple of 64: padded and cropped back
+    data = encode_array(rgb, codec, 3.0)
+    names = [name for name, _ in lncfile.read(data).sections]
+    assert sorted(names) == ["y_anchor0", "y_other0", "z0"]
+    decoded = decode_bytes(data, codec)
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    padded = torch.nn.functional.pad(x, (0, 256 - 200, 0, 320 - 300), mode="replicate")
+    with torch.no_grad():
+        expected = codec(padded, 3.0)["x_hat"].clamp(0, 1)[0, :, :300, :200]
+    expected = expected.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    assert np.abs(decoded.astype(int) - expected.astype(int)).max() <= 1
+    psnr = 10 * np.log10(255**2 / np.mean((decoded.astype(float) - rgb) ** 2))
+    assert psnr > 27.0, psnr
