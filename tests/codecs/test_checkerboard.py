@@ -104,3 +104,25 @@ def test_lnc_file_round_trip_of_a_kodak_image(kodim):
     assert np.abs(decoded.astype(int) - expected.astype(int)).max() <= 1
     psnr = 10 * np.log10(255**2 / np.mean((decoded.astype(float) - rgb) ** 2))
     assert psnr > 27.0, psnr
+
+
+def test_stream_does_not_depend_on_the_encoders_threads(kodim):
+    """The second pass's σ come from a convolution of decoded anchors. With the encoder on two
+    threads and the decoder on one, sums ≈1e-6 apart moved some σ across a table boundary, and the
+    decoder read the rest of the stream with another CDF (kodim07 at q1 and q8 failed to decode).
+    The pipeline codes with one thread on both sides: the bytes do not depend on the caller's
+    setting."""
+    codec = _with_active_context(_grown())
+    rgb = kodim(7)
+    threads = torch.get_num_threads()
+    for quality in (1.0, 8.0):
+        try:
+            streams = []
+            for n in (2, 1):
+                torch.set_num_threads(n)
+                streams.append(encode_array(rgb, codec, quality))
+        finally:
+            torch.set_num_threads(threads)
+        assert streams[0] == streams[1], quality
+        decoded = decode_bytes(streams[0], codec)
+        assert 10 * np.log10(255**2 / np.mean((decoded.astype(float) - rgb) ** 2)) > 27.0, quality
