@@ -126,6 +126,8 @@ class RDModule(LightningModule):
             (to ``gamma``·lr at the last step); all after ``warmup_steps`` of linear warm-up.
         clip_max_norm: clip the global gradient norm of the main parameters (None: no clipping).
         val_qualities: rate points validated (default: all of a variable-rate codec).
+        lr_multipliers: learning-rate factors by parameter-name prefix, e.g. ``{"context_": 10}``
+            for layers added to trained weights, which start from nothing while the rest fine-tunes.
         init_weights: start from these weights (a shipped model's name or a ``.safetensors`` path
             written by ``lnc export``) instead of a random initialisation, to fine-tune; their
             architecture and config must be the codec's. Exports count their steps in.
@@ -146,6 +148,7 @@ class RDModule(LightningModule):
         clip_max_norm: float | None = 1.0,
         val_qualities: list[float] | None = None,
         init_weights: str | None = None,
+        lr_multipliers: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["codec"])
@@ -228,9 +231,19 @@ class RDModule(LightningModule):
 
     # -- optimisers -------------------------------------------------------------------------------
 
+    def _main_parameter_groups(self) -> list[dict[str, Any]]:
+        """The rate–distortion parameters in one Adam group per learning-rate multiplier."""
+        multipliers = self.hparams.lr_multipliers or {}
+        groups: dict[float, list[torch.nn.Parameter]] = {1.0: []}
+        for name, parameter in self.codec.named_parameters():
+            if not name.endswith("quantiles"):
+                factor = next((m for prefix, m in multipliers.items() if name.startswith(prefix)), 1.0)
+                groups.setdefault(float(factor), []).append(parameter)
+        return [{"params": ps, "lr": self.hparams.lr * m} for m, ps in groups.items() if ps]
+
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         hp = self.hparams
-        main = torch.optim.Adam(self.codec.main_parameters(), lr=hp.lr)
+        main = torch.optim.Adam(self._main_parameter_groups(), lr=hp.lr)
         aux = torch.optim.Adam(self.codec.aux_parameters(), lr=hp.aux_lr)
         max_steps = self.trainer.max_steps
         total = max_steps if max_steps > 0 else int(self.trainer.estimated_stepping_batches)

@@ -175,3 +175,14 @@ def test_real_rate_measure_matches_estimate_on_kodak(kodim):
     row = RealRate().measure(codec, rgb, 2.0)
     assert row["bpp_est"] * 0.95 < row["bpp_real"] < row["bpp_est"] * 1.1 + 0.05, row
     assert abs(row["psnr_real"] - row["psnr_est"]) < 0.5, row
+
+
+def test_lr_multipliers_give_added_layers_their_own_rate():
+    module = RDModule(CheckerboardMeanScale(16, 16), lr=1e-4, lr_multipliers={"context_": 10.0})
+    groups = module._main_parameter_groups()
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4, 1e-3])
+    names = {id(p): n for n, p in module.codec.named_parameters()}
+    fast = {names[id(p)] for p in groups[1]["params"]}
+    assert fast == {n for n in names.values() if n.startswith(("context_prediction.", "context_fusion."))}
+    grouped = [id(p) for g in groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in module.codec.main_parameters())  # each once, no quantiles
