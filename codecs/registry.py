@@ -27,7 +27,7 @@ ARCHITECTURES: dict[str, type[ImageCodec]] = {
     for cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior, CheckerboardMeanScale)
 }
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "mbt2018-mean-vr"
+DEFAULT_MODEL = "he2021-checkerboard-vr"
 # Weights whose name starts with one of these prefixes are stored in fp16: the big transforms and
 # the context networks.
 _HALF_PREFIXES = ("g_a.", "g_s.", "h_a.", "h_s.", "context_prediction.", "context_fusion.")

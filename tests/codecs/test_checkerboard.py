@@ -49,7 +49,7 @@ def test_context_reads_only_the_other_colour():
 
 
 def test_grown_from_the_shipped_hyperprior_codes_exactly_as_it(kodim):
-    hyperprior, codec = lnc.codecs.load(), _grown()
+    hyperprior, codec = lnc.codecs.load("mbt2018-mean-vr"), _grown()
     x = _image(kodim, 15, 256, 384)
     with torch.no_grad():
         for q in (1.0, 8.0):
