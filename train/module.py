@@ -129,8 +129,8 @@ class RDModule(LightningModule):
         lr_multipliers: learning-rate factors by parameter-name prefix, e.g. ``{"context_": 10}``
             for layers added to trained weights, which start from nothing while the rest fine-tunes.
         init_weights: start from these weights (a shipped model's name or a ``.safetensors`` path
-            written by ``lnc export``) instead of a random initialisation, to fine-tune; their
-            architecture and config must be the codec's. Exports count their steps in.
+            written by ``lnc export``) instead of a random initialisation, to fine-tune or grow
+            (:func:`load_initial_weights`). Exports count their steps in.
     """
 
     def __init__(
