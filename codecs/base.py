@@ -90,9 +90,13 @@ class ImageCodec(nn.Module):
         """The entropy bottlenecks' quantiles, trained by the auxiliary loss only."""
         return (p for n, p in self.named_parameters() if n.endswith("quantiles"))
 
+    def named_main_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """Every parameter but the quantiles, with its name: what the rate–distortion loss trains."""
+        return ((n, p) for n, p in self.named_parameters() if not n.endswith("quantiles"))
+
     def main_parameters(self) -> Iterator[nn.Parameter]:
         """Every parameter but the quantiles, trained by the rate–distortion loss."""
-        return (p for n, p in self.named_parameters() if not n.endswith("quantiles"))
+        return (p for _, p in self.named_main_parameters())
 
     # -- the three verbs ------------------------------------------------------------------------
 

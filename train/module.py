@@ -235,10 +235,9 @@ class RDModule(LightningModule):
         """The rate–distortion parameters in one Adam group per learning-rate multiplier."""
         multipliers = self.hparams.lr_multipliers or {}
         groups: dict[float, list[torch.nn.Parameter]] = {1.0: []}
-        for name, parameter in self.codec.named_parameters():
-            if not name.endswith("quantiles"):
-                factor = next((m for prefix, m in multipliers.items() if name.startswith(prefix)), 1.0)
-                groups.setdefault(float(factor), []).append(parameter)
+        for name, parameter in self.codec.named_main_parameters():
+            factor = next((m for prefix, m in multipliers.items() if name.startswith(prefix)), 1.0)
+            groups.setdefault(float(factor), []).append(parameter)
         return [{"params": ps, "lr": self.hparams.lr * m} for m, ps in groups.items() if ps]
 
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
