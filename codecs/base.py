@@ -100,12 +100,25 @@ class ImageCodec(nn.Module):
 
     # -- the three verbs ------------------------------------------------------------------------
 
-    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
-        """Training pass: ``{"x_hat": Tensor, "likelihoods": {name: Tensor}}``."""
+    def analyse(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
+        """The continuous latents the encoder quantises, by name (``{"y": …, "z": …}``)."""
         raise NotImplementedError
 
-    def compress(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
-        """Code a batch ``[B, 3, H, W]``: ``{"strings": {latent: [bytes] * B}, "shape": z_size}``."""
+    def forward_latents(self, latents: dict[str, Tensor], q: Tensor) -> dict[str, Any]:
+        """:meth:`forward` from given latents: quantised as the entropy models' mode says, then
+        synthesised; differentiable in the latents (the encoder's refinement optimises them)."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
+        """Training pass: ``{"x_hat": Tensor, "likelihoods": {name: Tensor}}``."""
+        q = self.quality_tensor(quality, x.shape[0], x.device)
+        return self.forward_latents(self.analyse(x, q), q)
+
+    def compress(
+        self, x: Tensor, quality: Tensor | float | None = None, latents: dict[str, Tensor] | None = None
+    ) -> dict[str, Any]:
+        """Code a batch ``[B, 3, H, W]``: ``{"strings": {latent: [bytes] * B}, "shape": z_size}``.
+        ``latents`` replaces ``analyse(x)``, e.g. by refined ones (:mod:`lnc.codecs.refine`)."""
         raise NotImplementedError
 
     def decompress(
@@ -113,6 +126,9 @@ class ImageCodec(nn.Module):
     ) -> Tensor:
         """Reconstruct ``[B, 3, H, W]`` in [0, 1] from what :meth:`compress` returned."""
         raise NotImplementedError
+
+    def _latents(self, x: Tensor, q: Tensor, latents: dict[str, Tensor] | None) -> dict[str, Tensor]:
+        return self.analyse(x, q) if latents is None else latents
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """Spatial size of the deepest latent for a padded input of ``height`` × ``width``."""

@@ -1,8 +1,9 @@
 """The base of lnc's entropy models: quantisation, likelihood bound, integer CDF tables, coding.
 
 An entropy model has two lives. While training, ``forward`` returns a differentiable proxy of the
-quantised values (additive uniform noise, Ballé et al. 2017, arXiv:1611.01704, or straight-through
-rounding, Theis et al. 2017, arXiv:1703.00395) and their likelihoods, whose ``-log2`` is the rate.
+quantised values (additive uniform noise, Ballé et al. 2017, arXiv:1611.01704, straight-through
+rounding, Theis et al. 2017, arXiv:1703.00395, or stochastic Gumbel annealing, Yang, Bamler & Mandt
+2020, arXiv:2006.04240) and their likelihoods, whose ``-log2`` is the rate.
 For coding, ``update()`` freezes the model into integer CDF tables (CompressAI's buffers
 ``_quantized_cdf``, ``_cdf_length``, ``_offset``), and ``compress``/``decompress`` run them through
 the range coder of :mod:`lnc.entropy.coder`, one independent stream per batch item, coded in
@@ -24,8 +25,22 @@ from torch import Tensor, nn
 from lnc.entropy import coder
 from lnc.entropy.bound_ops import LowerBound
 
-QUANTIZATION_MODES = ("noise", "ste", "dequantize", "symbols")
-TRAINING_QUANTIZATIONS = ("noise", "ste")
+QUANTIZATION_MODES = ("noise", "ste", "sga", "dequantize", "symbols")
+TRAINING_QUANTIZATIONS = ("noise", "ste", "sga")
+
+
+def annealed_round(centered: Tensor, temperature: float) -> Tensor:
+    """Stochastic Gumbel annealing (Yang, Bamler & Mandt 2020, arXiv:2006.04240, eq. 8): a soft,
+    random choice between ``floor(v)`` and ``floor(v) + 1``, the nearer one the likelier, with a
+    gradient for both the value and its distance to them. As ``temperature`` falls to 0 it becomes
+    rounding, so an optimiser can walk a latent across a rounding boundary that straight-through
+    rounding never sees."""
+    lower = torch.floor(centered).detach()
+    frac = (centered - lower).clamp(1e-5, 1 - 1e-5)
+    # Two-way Gumbel-softmax: the difference of two Gumbel variables is logistic.
+    u = torch.rand_like(frac).clamp_(1e-6, 1 - 1e-6)
+    logits = (torch.atanh(frac) - torch.atanh(1 - frac)) / temperature
+    return lower + torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / temperature)
 
 
 class EntropyModel(nn.Module):
@@ -37,8 +52,9 @@ class EntropyModel(nn.Module):
         precision: bits of the integer CDF tables (the range coder's total frequency is
             ``2**precision``).
         training_quantization: what ``forward`` does in training mode, ``"noise"`` (additive
-            uniform noise in ``[-0.5, 0.5)``) or ``"ste"`` (rounding with a straight-through
-            gradient). Evaluation always rounds.
+            uniform noise in ``[-0.5, 0.5)``), ``"ste"`` (rounding with a straight-through
+            gradient) or ``"sga"`` (:func:`annealed_round` at ``sga_temperature``, what the
+            encoder's latent refinement uses). Evaluation always rounds.
     """
 
     _table_buffers: ClassVar[tuple[str, ...]] = ("_offset", "_quantized_cdf", "_cdf_length")
@@ -57,6 +73,7 @@ class EntropyModel(nn.Module):
         super().__init__()
         self.precision = int(precision)
         self.training_quantization = training_quantization
+        self.sga_temperature = 0.5
         self.use_likelihood_bound = likelihood_bound > 0
         if self.use_likelihood_bound:
             self.likelihood_lower_bound = LowerBound(likelihood_bound)
@@ -66,7 +83,7 @@ class EntropyModel(nn.Module):
 
     @property
     def training_quantization(self) -> str:
-        """Quantisation proxy of training mode: ``"noise"`` or ``"ste"``."""
+        """Quantisation proxy of training mode: ``"noise"``, ``"ste"`` or ``"sga"``."""
         return self._training_quantization
 
     @training_quantization.setter
@@ -93,13 +110,13 @@ class EntropyModel(nn.Module):
 
     # -- quantisation ---------------------------------------------------------------------------
 
-    @staticmethod
-    def quantize(inputs: Tensor, mode: str, means: Tensor | None = None) -> Tensor:
+    def quantize(self, inputs: Tensor, mode: str, means: Tensor | None = None) -> Tensor:
         """Quantise ``inputs`` around ``means`` (rounding ``inputs - means``).
 
         Modes: ``"noise"`` adds uniform noise in ``[-0.5, 0.5)`` (the means do not matter),
-        ``"ste"`` rounds with an identity gradient, ``"dequantize"`` rounds and returns floats,
-        ``"symbols"`` returns the rounded ``inputs - means`` as int32.
+        ``"ste"`` rounds with an identity gradient, ``"sga"`` rounds softly at this model's
+        ``sga_temperature``, ``"dequantize"`` rounds and returns floats, ``"symbols"`` returns the
+        rounded ``inputs - means`` as int32.
         """
         if mode not in QUANTIZATION_MODES:
             raise ValueError(f"quantization mode must be one of {QUANTIZATION_MODES}, got {mode!r}")
@@ -110,6 +127,8 @@ class EntropyModel(nn.Module):
             return torch.round(centered).to(torch.int32)
         if mode == "ste":
             rounded = centered + (torch.round(centered) - centered).detach()
+        elif mode == "sga":
+            rounded = annealed_round(centered, self.sga_temperature)
         else:
             rounded = torch.round(centered)
         return rounded + means if means is not None else rounded

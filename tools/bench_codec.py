@@ -1,9 +1,10 @@
 """Encode + decode time of one Kodak image with a learned codec, next to Pillow's JPEG and WebP.
 
-    python -m lnc.tools.bench_codec [-m MODEL] [--image kodim01.png] [-q Q] [--repeat 3]
+    python -m lnc.tools.bench_codec [-m MODEL] [--image kodim01.png] [-q Q] [--repeat 3] [--refine STEPS]
 
 Prints a table of seconds (best of ``--repeat``) and the ratio to the classical codecs measured in
 the same run, on the same image; the time covers the whole file path (array → bytes → array).
+``--refine`` adds a row for the encoder with that many latent-refinement steps (timed once).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image", default="kodim01.png", help="a file name in the Kodak folder")
     parser.add_argument("-q", "--quality", type=float, help="rate point (default: the model's default)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--refine", type=int, default=0, metavar="STEPS", help="also time a refined encode")
     args = parser.parse_args(argv)
 
     rgb = np.asarray(Image.open(resolve("kodak") / args.image).convert("RGB"))
@@ -50,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     encode_s, data = _best(lambda: encode_array(rgb, codec, args.quality), args.repeat)
     decode_s, _ = _best(lambda: decode_bytes(data, codec), args.repeat)
     rows = [(f"lnc {codec.name}", encode_s, decode_s, 8 * len(data) / pixels)]
+    if args.refine:
+        refine_s, refined = _best(lambda: encode_array(rgb, codec, args.quality, args.refine), 1)
+        rows.append((f"lnc {codec.name}, refine {args.refine}", refine_s, decode_s, 8 * len(refined) / pixels))
     for fmt, quality in (("JPEG", 75), ("WEBP", 75)):
         enc, (coded, _) = _best(lambda: _pillow(rgb, fmt, quality), args.repeat)
         rows.append((f"Pillow {fmt} q{quality} (enc+dec)", enc, 0.0, 8 * len(coded) / pixels))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lnc.entropy.errors import InputError
 from lnc.tools.fileio import check_output, default_output, read_input, write_output
 
 
@@ -17,6 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", help="output .lnc file, or - for stdout (default: INPUT.lnc)")
     parser.add_argument("-m", "--model", help="shipped model name or .safetensors path (default: the shipped default, see `lnc models`)")
     parser.add_argument("-q", "--quality", type=float, help="rate point, continuous in the model's range (see `lnc models`)")
+    parser.add_argument(
+        "--refine", type=int, default=0, metavar="STEPS",
+        help="encoder-side latent refinement: gradient steps per tile (0: off; 100 saves about 5-10%% "
+        "of the bits at equal PSNR, at about 0.25 s per step per Kodak-sized image on 2 cores)",
+    )
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print size and bits per pixel to stderr")
     parser.set_defaults(func=run)
@@ -24,13 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lnc.codecs.registry import load
-    from lnc.tools.image_pipeline import encode_picture, read_picture
+    from lnc.tools.image_pipeline import encode_picture, read_picture, refinement_progress
 
     output = args.output or default_output(args.input, ".lnc")
     check_output(output, args.force)
     picture = read_picture(read_input(args.input))
     codec = load(args.model)
-    data = encode_picture(picture, codec, args.quality)
+    if args.refine < 0:
+        raise InputError("--refine takes a number of steps, 0 or more")
+    with refinement_progress(picture, codec, args.refine) as progress:
+        data = encode_picture(picture, codec, args.quality, args.refine, progress)
     write_output(output, data, args.force)
     if args.verbose:
         h, w = picture.rgb.shape[:2]

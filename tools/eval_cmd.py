@@ -43,13 +43,14 @@ class RateCodec(Protocol):
 class LearnedCodec:
     """A learned codec from ``lnc.codecs``, run through the ``.lnc`` file path of ``lnc encode``."""
 
-    def __init__(self, model: str | None) -> None:
+    def __init__(self, model: str | None, refine: int = 0) -> None:
         from lnc import codecs
         from lnc.tools import image_pipeline
 
         self.codec = codecs.load(model)
         self._pipeline = image_pipeline
-        self.label = self.codec.name
+        self.refine = refine
+        self.label = self.codec.name + (f" (refine {refine})" if refine else "")
         self.qualities = tuple(self.codec.quality_points)
 
     @property
@@ -60,8 +61,9 @@ class LearnedCodec:
             lnc_version = version("lnc")
         except PackageNotFoundError:
             lnc_version = "source tree"
+        refined = f", {self.refine} steps of encoder-side latent refinement (SGA)" if self.refine else ""
         return (
-            f"lnc {self.label}, whole .lnc files (bpp-payload: latent sections only). "
+            f"lnc {self.codec.name}{refined}, whole .lnc files (bpp-payload: latent sections only). "
             f"lnc {lnc_version}, torch {torch.__version__}"
         )
 
@@ -71,7 +73,7 @@ class LearnedCodec:
         self.codec.quality_tensor(quality, 1, torch.device("cpu"))  # LncError when out of range
 
     def encode(self, rgb: np.ndarray, quality: float) -> bytes:
-        return self._pipeline.encode_array(rgb, self.codec, quality)
+        return self._pipeline.encode_array(rgb, self.codec, quality, self.refine)
 
     def decode(self, data: bytes) -> np.ndarray:
         return self._pipeline.decode_bytes(data, self.codec)
@@ -195,12 +197,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results here")
     parser.add_argument("--per-image", action="store_true", help="keep per-image values in the JSON")
     parser.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
+    parser.add_argument(
+        "--refine", type=_positive_int, metavar="STEPS", help="learned codecs: encoder-side latent refinement steps"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     paths = datasets.image_paths(args.dataset, args.limit)
-    codec: RateCodec = baselines.get(args.codec) if args.codec else LearnedCodec(args.model)
+    if args.codec and args.refine:
+        raise InputError("--refine applies to learned codecs only")
+    codec: RateCodec = baselines.get(args.codec) if args.codec else LearnedCodec(args.model, args.refine or 0)
     qualities = tuple(args.quality) if args.quality else codec.qualities
     for quality in qualities:
         codec.check_quality(quality)

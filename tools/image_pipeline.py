@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lnc.codecs.base import ImageCodec
+from lnc.codecs.refine import refine_latents
 from lnc.codecs.registry import check_identity
 from lnc.entropy import container as lncfile
 from lnc.entropy.errors import BitstreamError, InputError
@@ -134,8 +135,15 @@ def _section_order(name: str) -> tuple[int, str]:
 
 
 @torch.inference_mode()
-def encode_picture(picture: Picture, codec: ImageCodec, quality: float | None = None) -> bytes:
-    """A whole ``.lnc`` file for ``picture``."""
+def encode_picture(
+    picture: Picture,
+    codec: ImageCodec,
+    quality: float | None = None,
+    refine: int = 0,
+    progress: Callable[[], None] | None = None,
+) -> bytes:
+    """A whole ``.lnc`` file for ``picture``; ``refine`` steps of encoder-side latent refinement
+    (:mod:`lnc.codecs.refine`, 0: none), ``progress`` called after each."""
     q = _quality(codec, quality)
     height, width = picture.rgb.shape[:2]
     device = next(codec.parameters()).device
@@ -143,14 +151,18 @@ def encode_picture(picture: Picture, codec: ImageCodec, quality: float | None = 
     tiles = _tiles(height, width)
     sections: dict[str, bytes] = {}
     for group in _groups(tiles, codec.downsampling):
-        batch = []
+        batch, sizes = [], []
         for i in group:
             top, left, h, w = tiles[i]
             crop = x[:, top : top + h, left : left + w].unsqueeze(0)
             pad = (0, padded(w, codec.downsampling) - w, 0, padded(h, codec.downsampling) - h)
             batch.append(F.pad(crop, pad, mode="replicate"))
+            sizes.append((h, w))
+        tiles_x = torch.cat(batch)
+        # Refinement only chooses latents, so it may use every thread; coding them may not.
+        latents = refine_latents(codec, tiles_x, q, refine, sizes=sizes, progress=progress) if refine else None
         with _single_threaded(device):
-            out = codec.compress(torch.cat(batch), q)
+            out = codec.compress(tiles_x, q, latents)
         for latent, strings in out["strings"].items():
             for i, s in zip(group, strings):
                 sections[f"{latent}{i}"] = s
@@ -209,9 +221,22 @@ def decode_container(container: lncfile.Container, codec: ImageCodec) -> Picture
     return Picture(rgb=rgb, channels=1 if header.channels == 1 else 3, alpha=alpha)
 
 
-def encode_array(rgb: np.ndarray, codec: ImageCodec, quality: float | None = None) -> bytes:
+@contextmanager
+def refinement_progress(picture: Picture, codec: ImageCodec, steps: int) -> Iterator[Callable[[], None] | None]:
+    """A progress bar on stderr over every refinement step of ``picture`` (None when not refining)."""
+    if not steps:
+        yield None
+        return
+    from tqdm import tqdm
+
+    groups = _groups(_tiles(*picture.rgb.shape[:2]), codec.downsampling)
+    with tqdm(total=steps * len(groups), desc="refining", unit="step", leave=False) as bar:
+        yield bar.update
+
+
+def encode_array(rgb: np.ndarray, codec: ImageCodec, quality: float | None = None, refine: int = 0) -> bytes:
     """A whole ``.lnc`` file for an 8-bit RGB array ``H×W×3``."""
-    return encode_picture(Picture(rgb=np.array(rgb, dtype=np.uint8)), codec, quality)
+    return encode_picture(Picture(rgb=np.array(rgb, dtype=np.uint8)), codec, quality, refine)
 
 
 def decode_bytes(data: bytes, codec: ImageCodec) -> np.ndarray:

@@ -76,10 +76,9 @@ class CheckerboardMeanScale(MeanScaleHyperprior):
         scales, means = (hyper + self.context_fusion(torch.cat([hyper, ctx], 1))).chunk(2, 1)
         return scales, means
 
-    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
-        q = self.quality_tensor(quality, x.shape[0], x.device)
-        y, z = self._analyse(x, q)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+    def forward_latents(self, latents: dict[str, Tensor], q: Tensor) -> dict[str, Any]:
+        y = latents["y"]
+        z_hat, z_likelihoods = self.entropy_bottleneck(latents["z"])
         hyper = self._hyper(z_hat, q)
         anchor = checkerboard_mask(*y.shape[-2:], device=y.device)
         # The context sees the anchors as decoded: rounded in evaluation and, with mixed
@@ -102,9 +101,12 @@ class CheckerboardMeanScale(MeanScaleHyperprior):
         symbols = gc.decode_symbols(strings, gc.build_indexes(scales[..., half]))
         return gc.dequantize(symbols, means[..., half])
 
-    def compress(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
+    def compress(
+        self, x: Tensor, quality: Tensor | float | None = None, latents: dict[str, Tensor] | None = None
+    ) -> dict[str, Any]:
         q = self.quality_tensor(quality, x.shape[0], x.device)
-        y, z = self._analyse(x, q)
+        latents = self._latents(x, q, latents)
+        y, z = latents["y"], latents["z"]
         z_strings = self.entropy_bottleneck.compress(z)
         hyper = self._hyper(self.entropy_bottleneck.decompress(z_strings, z.shape[-2:]), q)
         anchor = checkerboard_mask(*y.shape[-2:], device=y.device)

@@ -32,21 +32,22 @@ class FactorizedPrior(ImageCodec):
         self.entropy_bottleneck = EntropyBottleneck(M)
         self.gain = GainUnit(rate_points, M, init_range=(0.3, 3.0)) if rate_points else None
 
-    def _encode(self, x: Tensor, q: Tensor) -> Tensor:
+    def analyse(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
         y = self.g_a(x)
-        return y * self.gain.gain(q) if self.gain is not None else y
+        return {"y": y * self.gain.gain(q) if self.gain is not None else y}
 
     def _decode(self, y_hat: Tensor, q: Tensor) -> Tensor:
         return self.g_s(y_hat * self.gain.inverse_gain(q) if self.gain is not None else y_hat)
 
-    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
-        q = self.quality_tensor(quality, x.shape[0], x.device)
-        y_hat, y_likelihoods = self.entropy_bottleneck(self._encode(x, q))
+    def forward_latents(self, latents: dict[str, Tensor], q: Tensor) -> dict[str, Any]:
+        y_hat, y_likelihoods = self.entropy_bottleneck(latents["y"])
         return {"x_hat": self._decode(y_hat, q), "likelihoods": {"y": y_likelihoods}}
 
-    def compress(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
+    def compress(
+        self, x: Tensor, quality: Tensor | float | None = None, latents: dict[str, Tensor] | None = None
+    ) -> dict[str, Any]:
         q = self.quality_tensor(quality, x.shape[0], x.device)
-        y = self._encode(x, q)
+        y = self._latents(x, q, latents)["y"]
         return {"strings": {"y": self.entropy_bottleneck.compress(y)}, "shape": tuple(y.shape[-2:])}
 
     def decompress(

@@ -63,20 +63,18 @@ class _Hyperprior(ImageCodec):
         """Scales and means (or None) of the Gaussian over ``y`` predicted from ``ẑ``."""
         raise NotImplementedError
 
-    def _analyse(self, x: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+    def analyse(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
         y = _apply(self.gain, "gain", self.g_a(x), q)
         z = _apply(self.hyper_gain, "gain", self.h_a(self._hyper_input(y)), q)
-        return y, z
+        return {"y": y, "z": z}
 
     def _parameters_from(self, z_hat: Tensor, q: Tensor) -> tuple[Tensor, Tensor | None]:
         return self.entropy_parameters(_apply(self.hyper_gain, "inverse_gain", z_hat, q))
 
-    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
-        q = self.quality_tensor(quality, x.shape[0], x.device)
-        y, z = self._analyse(x, q)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+    def forward_latents(self, latents: dict[str, Tensor], q: Tensor) -> dict[str, Any]:
+        z_hat, z_likelihoods = self.entropy_bottleneck(latents["z"])
         scales, means = self._parameters_from(z_hat, q)
-        return self._training_output(y, scales, means, q, z_likelihoods)
+        return self._training_output(latents["y"], scales, means, q, z_likelihoods)
 
     def _training_output(
         self, y: Tensor, scales: Tensor, means: Tensor | None, q: Tensor, z_likelihoods: Tensor
@@ -89,9 +87,12 @@ class _Hyperprior(ImageCodec):
         x_hat = self.g_s(_apply(self.gain, "inverse_gain", y_hat, q))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
-    def compress(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
+    def compress(
+        self, x: Tensor, quality: Tensor | float | None = None, latents: dict[str, Tensor] | None = None
+    ) -> dict[str, Any]:
         q = self.quality_tensor(quality, x.shape[0], x.device)
-        y, z = self._analyse(x, q)
+        latents = self._latents(x, q, latents)
+        y, z = latents["y"], latents["z"]
         z_strings = self.entropy_bottleneck.compress(z)
         # The decoder only sees ẑ as decoded, so the encoder derives the Gaussian from it too.
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])

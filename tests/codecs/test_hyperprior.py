@@ -27,7 +27,8 @@ def test_mixed_quantization_rounds_the_synthesis_input_only(cls, kodim):
 
     # Replay the pass by hand: the bottleneck draws its noise first, so the same seed gives the same ẑ.
     torch.manual_seed(1)
-    y, z = codec._analyse(x, q)
+    latents = codec.analyse(x, q)
+    y, z = latents["y"], latents["z"]
     z_hat, _ = codec.entropy_bottleneck(z)
     scales, means = codec._parameters_from(z_hat, q)
     y_rounded = torch.round(y - means) + means if means is not None else torch.round(y)

@@ -272,7 +272,7 @@ def test_invalid_arguments_raise():
     with pytest.raises(ValueError):
         EntropyBottleneck(2, training_quantization="round")
     with pytest.raises(ValueError):
-        EntropyBottleneck.quantize(torch.zeros(2), "floor")
+        EntropyBottleneck(2).quantize(torch.zeros(2), "floor")
     model = GaussianConditional(get_scale_table())
     model.update()
     strings = model.compress(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.int32))
