@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lnc.codecs.base import ImageCodec
@@ -134,6 +135,18 @@ def _section_order(name: str) -> tuple[int, str]:
     return int(name[len(latent) :]), latent
 
 
+def _refined(
+    codec: ImageCodec, tiles: Tensor, q: float, steps: int, sizes: list[tuple[int, int]],
+    progress: Callable[[], None] | None,
+) -> dict[str, Tensor]:
+    """Refined latents of a batch of tiles, one tile at a time: backpropagating through the codec
+    holds every activation, so two 1024² tiles together would need about 3 GB. Refinement only
+    chooses latents, so unlike coding it may use every thread."""
+    parts = [refine_latents(codec, tiles[k : k + 1], q, steps, sizes=[size], progress=progress)
+             for k, size in enumerate(sizes)]
+    return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+
 @torch.inference_mode()
 def encode_picture(
     picture: Picture,
@@ -159,8 +172,7 @@ def encode_picture(
             batch.append(F.pad(crop, pad, mode="replicate"))
             sizes.append((h, w))
         tiles_x = torch.cat(batch)
-        # Refinement only chooses latents, so it may use every thread; coding them may not.
-        latents = refine_latents(codec, tiles_x, q, refine, sizes=sizes, progress=progress) if refine else None
+        latents = _refined(codec, tiles_x, q, refine, sizes, progress) if refine else None
         with _single_threaded(device):
             out = codec.compress(tiles_x, q, latents)
         for latent, strings in out["strings"].items():
@@ -229,8 +241,7 @@ def refinement_progress(picture: Picture, codec: ImageCodec, steps: int) -> Iter
         return
     from tqdm import tqdm
 
-    groups = _groups(_tiles(*picture.rgb.shape[:2]), codec.downsampling)
-    with tqdm(total=steps * len(groups), desc="refining", unit="step", leave=False) as bar:
+    with tqdm(total=steps * len(_tiles(*picture.rgb.shape[:2])), desc="refining", unit="step", leave=False) as bar:
         yield bar.update
 
 

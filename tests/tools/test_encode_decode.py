@@ -168,3 +168,21 @@ def test_every_kodak_image_at_every_rate_point(tmp_path, kodak_paths, codec):
             again = decode_bytes(out.read_bytes(), codec)
             assert np.array_equal(again, decode_bytes(data, codec))
             assert again.shape == rgb.shape
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("refine", [0, 1])
+def test_a_4000x3000_photo_codes_within_3_gb(tmp_path, data_dir, refine):
+    """Acceptance: peak memory of encode (plain and refined, one tile refined at a time) and decode."""
+    big = tmp_path / "big.png"
+    Image.open(sorted((data_dir / "clic").glob("*.png"))[0]).convert("RGB").resize((4000, 3000)).save(big)
+    coded, log = tmp_path / "big.lnc", tmp_path / "stderr.txt"
+    peak_kib = 0
+    for args in (["encode", str(big), "-o", str(coded), "--refine", str(refine)],
+                 ["decode", str(coded), "-o", str(tmp_path / "out.png")]):
+        with open(log, "wb") as err:
+            child = subprocess.Popen([sys.executable, "-m", "lnc.tools.cli", *args], stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not any other's
+        assert status == 0, log.read_text()[-2000:]
+        peak_kib = max(peak_kib, usage.ru_maxrss)
+    assert peak_kib < 3 * 1024**2, f"peak {peak_kib / 1024**2:.2f} GiB"  # measured 1.5 plain, 1.9 refined
