@@ -22,6 +22,7 @@ from torch import Tensor
 from lnc.codecs.base import ImageCodec
 from lnc.entropy.base import EntropyModel
 from lnc.entropy.errors import LncError
+from lnc.entropy.rate import bits_per_pixel
 
 LEARNING_RATE = 1e-2
 """Adam's step on the latents (latent units are quantisation bins)."""
@@ -68,9 +69,8 @@ def _objective(codec: ImageCodec, latents: dict[str, Tensor], x: Tensor, q: Tens
     """bpp + λ·255²·MSE of each picture of the batch, over its own pixels only (not the padding)."""
     out = codec.forward_latents(latents, q)
     pixels = masks.flatten(1).sum(1)
-    bits = sum(-torch.log2(lik.float()).flatten(1).sum(1) for lik in out["likelihoods"].values())
     mse = ((out["x_hat"].float() - x).pow(2) * masks).flatten(1).sum(1) / (3 * pixels)
-    return bits / pixels + lmbda * 255.0**2 * mse
+    return bits_per_pixel(out["likelihoods"], pixels) + lmbda * 255.0**2 * mse
 
 
 def refine_latents(
@@ -108,7 +108,7 @@ def refine_latents(
         for mask, (h, w) in zip(masks, sizes or [x.shape[-2:]] * x.shape[0]):
             mask[..., :h, :w] = 1
         with torch.no_grad():
-            start = {k: v.detach().clone() for k, v in codec.analyse(x, q).items()}
+            start = codec.analyse(x, q)
         latents = {k: v.clone().requires_grad_() for k, v in start.items()}
         optimizer = torch.optim.Adam(latents.values(), lr=LEARNING_RATE)
         with _annealed_quantisation(codec) as models:

@@ -14,14 +14,9 @@ from pytorch_msssim import ms_ssim
 from torch import Tensor, nn
 
 from lnc.entropy.errors import InputError
+from lnc.entropy.rate import bits_per_pixel
 
 DISTORTIONS = ("mse", "ms-ssim")
-
-
-def bits_per_pixel(likelihoods: Mapping[str, Tensor], num_pixels: int) -> Tensor:
-    """Estimated rate of each sample, shape [B]: −Σ log2 p over all latents divided by ``num_pixels``."""
-    bits = sum(torch.log2(lik.float()).flatten(1).sum(1) for lik in likelihoods.values())
-    return -bits / num_pixels
 
 
 def psnr(mse: Tensor, peak: float = 1.0) -> Tensor:

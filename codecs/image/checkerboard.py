@@ -104,11 +104,8 @@ class CheckerboardMeanScale(MeanScaleHyperprior):
     def compress(
         self, x: Tensor, quality: Tensor | float | None = None, latents: dict[str, Tensor] | None = None
     ) -> dict[str, Any]:
-        q = self.quality_tensor(quality, x.shape[0], x.device)
-        latents = self._latents(x, q, latents)
-        y, z = latents["y"], latents["z"]
-        z_strings = self.entropy_bottleneck.compress(z)
-        hyper = self._hyper(self.entropy_bottleneck.decompress(z_strings, z.shape[-2:]), q)
+        q, y, z_strings, z_hat = self._code_z(x, quality, latents)
+        hyper = self._hyper(z_hat, q)
         anchor = checkerboard_mask(*y.shape[-2:], device=y.device)
         # The encoder derives the second pass from the anchors as the decoder will see them.
         scales, means = self._gaussian_parameters(hyper, None)
@@ -118,7 +115,7 @@ class CheckerboardMeanScale(MeanScaleHyperprior):
         scales, means = self._gaussian_parameters(hyper, anchors)
         other_strings, _ = self._code_half(y, scales, means, ~anchor)
         strings = {"z": z_strings, "y_anchor": anchor_strings, "y_other": other_strings}
-        return {"strings": strings, "shape": tuple(z.shape[-2:])}
+        return {"strings": strings, "shape": tuple(z_hat.shape[-2:])}
 
     def decompress(
         self, strings: dict[str, list[bytes]], shape: tuple[int, int], quality: Tensor | float | None = None

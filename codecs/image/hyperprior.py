@@ -87,19 +87,25 @@ class _Hyperprior(ImageCodec):
         x_hat = self.g_s(_apply(self.gain, "inverse_gain", y_hat, q))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
+    def _code_z(
+        self, x: Tensor, quality: Tensor | float | None, latents: dict[str, Tensor] | None
+    ) -> tuple[Tensor, Tensor, list[bytes], Tensor]:
+        """The first half of :meth:`compress`: qualities, ``y``, the strings of ``z`` and ``ẑ`` as the
+        decoder will decode it (the encoder must derive the Gaussian over ``y`` from that, too)."""
+        q = self.quality_tensor(quality, x.shape[0], x.device)
+        latents = self._latents(x, q, latents)
+        z_strings = self.entropy_bottleneck.compress(latents["z"])
+        z_hat = self.entropy_bottleneck.decompress(z_strings, latents["z"].shape[-2:])
+        return q, latents["y"], z_strings, z_hat
+
     def compress(
         self, x: Tensor, quality: Tensor | float | None = None, latents: dict[str, Tensor] | None = None
     ) -> dict[str, Any]:
-        q = self.quality_tensor(quality, x.shape[0], x.device)
-        latents = self._latents(x, q, latents)
-        y, z = latents["y"], latents["z"]
-        z_strings = self.entropy_bottleneck.compress(z)
-        # The decoder only sees ẑ as decoded, so the encoder derives the Gaussian from it too.
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        q, y, z_strings, z_hat = self._code_z(x, quality, latents)
         scales, means = self._parameters_from(z_hat, q)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
-        return {"strings": {"z": z_strings, "y": y_strings}, "shape": tuple(z.shape[-2:])}
+        return {"strings": {"z": z_strings, "y": y_strings}, "shape": tuple(z_hat.shape[-2:])}
 
     def decompress(
         self, strings: dict[str, list[bytes]], shape: tuple[int, int], quality: Tensor | float | None = None
