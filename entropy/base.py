@@ -43,6 +43,13 @@ def annealed_round(centered: Tensor, temperature: float) -> Tensor:
     return lower + torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / temperature)
 
 
+def _float32(value: Any) -> Any:
+    """``value`` as float32 when it is a half-precision tensor, else unchanged."""
+    if isinstance(value, Tensor) and value.dtype in (torch.float16, torch.bfloat16):
+        return value.float()
+    return value
+
+
 class EntropyModel(nn.Module):
     """Base of every entropy model: subclasses define ``forward`` and ``update``.
 
@@ -80,6 +87,15 @@ class EntropyModel(nn.Module):
         self.register_buffer("_offset", torch.IntTensor())
         self.register_buffer("_quantized_cdf", torch.IntTensor())
         self.register_buffer("_cdf_length", torch.IntTensor())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Every entropy model computes in float32, outside any autocast: under bf16 the
+        likelihoods would come out of 8-bit-mantissa matmuls and sigmoids, and −log2 p of small
+        probabilities, i.e. the rate, would be badly wrong. Half-precision inputs are promoted."""
+        tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)]
+        device = tensors[0].device.type if tensors else "cpu"
+        with torch.autocast(device, enabled=False):
+            return super().__call__(*map(_float32, args), **{k: _float32(v) for k, v in kwargs.items()})
 
     @property
     def training_quantization(self) -> str:

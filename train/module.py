@@ -20,7 +20,6 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 from lnc.codecs.base import ImageCodec
-from lnc.entropy.base import EntropyModel
 from lnc.entropy.errors import InputError
 from lnc.train.losses import RateDistortionLoss
 
@@ -48,32 +47,6 @@ def lr_factor(
         progress = min(1.0, max(0.0, (step - warmup_steps) / max(1, total_steps - warmup_steps)))
         return warm * (gamma + (1.0 - gamma) * 0.5 * (1.0 + math.cos(math.pi * progress)))
     return warm
-
-
-def _enter_float32(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    device = next((v.device.type for v in (*args, *kwargs.values()) if isinstance(v, Tensor)), "cpu")
-    context = torch.autocast(device, enabled=False)
-    context.__enter__()
-    module._float32_contexts.append(context)
-    cast = lambda v: v.float() if isinstance(v, Tensor) and v.is_floating_point() else v  # noqa: E731
-    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
-
-
-def _leave_float32(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-    module._float32_contexts.pop().__exit__(None, None, None)
-
-
-def entropy_models_in_float32(codec: torch.nn.Module) -> None:
-    """Run every entropy model of ``codec`` outside autocast, on float32 inputs.
-
-    Under ``bf16-mixed`` the likelihoods would otherwise come out of bfloat16 matmuls and sigmoids
-    (8-bit mantissa), and −log2 p of small probabilities, i.e. the rate, would be badly wrong.
-    """
-    for module in codec.modules():
-        if isinstance(module, EntropyModel) and not hasattr(module, "_float32_contexts"):
-            module._float32_contexts = []
-            module.register_forward_pre_hook(_enter_float32, with_kwargs=True)
-            module.register_forward_hook(_leave_float32, with_kwargs=True, always_call=True)
 
 
 def load_initial_weights(codec: ImageCodec, name: str) -> dict[str, Any]:
@@ -157,7 +130,6 @@ class RDModule(LightningModule):
         self.codec = codec
         if init_weights is not None:
             self.save_hyperparameters({"init_from": load_initial_weights(codec, init_weights)})
-        entropy_models_in_float32(codec)
         self.criterion = RateDistortionLoss(distortion)
         points = codec.rate_points
         if points:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import lnc.codecs
+from lnc.codecs import refine
 from lnc.codecs.image import MeanScaleHyperprior
 from lnc.codecs.refine import refine_latents, training_lambda
 from lnc.entropy.base import annealed_round
@@ -63,6 +64,19 @@ def test_refined_files_cost_less(kodim, codec, quality):
     assert metrics.psnr(rgb, decoded) > 25
     if quality == 2.0:
         assert refined == encode_array(rgb, codec, quality, refine=25)  # seeded: repeatable
+
+
+def test_bf16_refinement_codes_as_well_as_float32(kodim, codec, monkeypatch):
+    rgb = np.ascontiguousarray(kodim(23)[:192, :288])
+    lmbda = training_lambda(codec, 4.0)
+    costs = {}
+    for native in (False, True):  # forced both ways: bf16 autocast also runs where it is emulated
+        monkeypatch.setattr(refine, "bf16_is_native", lambda device, native=native: native)
+        data = encode_array(rgb, codec, 4.0, refine=25)
+        costs[native] = _cost(rgb, data, decode_bytes(data, codec), lmbda)
+    plain = encode_array(rgb, codec, 4.0)
+    assert costs[True] == pytest.approx(costs[False], rel=1e-2), costs  # 0.7 % apart here
+    assert costs[True] < 0.985 * _cost(rgb, plain, decode_bytes(plain, codec), lmbda)
 
 
 def test_exact_decode_of_what_the_encoder_reconstructs(kodim, codec):

@@ -154,12 +154,12 @@ def test_variable_rate_draws_quality_and_lambda_per_item():
 
 def test_likelihoods_stay_float32_under_bf16_autocast(kodim):
     torch.manual_seed(0)
-    module = RDModule(MeanScaleHyperprior(16, 16, rate_points=8)).eval()
+    codec = MeanScaleHyperprior(16, 16, rate_points=8).eval()
     x = torch.from_numpy(np.array(kodim(7)[:64, :64])).permute(2, 0, 1)[None].float().div(255)
     with torch.no_grad():
-        reference = module.codec(x, 4.0)["likelihoods"]
+        reference = codec(x, 4.0)["likelihoods"]
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            mixed = module.codec(x, 4.0)
+            mixed = codec(x, 4.0)
     assert mixed["x_hat"].dtype == torch.bfloat16  # the transforms did run in bf16
     for name, lik in mixed["likelihoods"].items():
         assert lik.dtype == torch.float32
