@@ -92,8 +92,7 @@ class EntropyModel(nn.Module):
         """Every entropy model computes in float32, outside any autocast: under bf16 the
         likelihoods would come out of 8-bit-mantissa matmuls and sigmoids, and −log2 p of small
         probabilities, i.e. the rate, would be badly wrong. Half-precision inputs are promoted."""
-        tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)]
-        device = tensors[0].device.type if tensors else "cpu"
+        device = next((v.device.type for v in (*args, *kwargs.values()) if isinstance(v, Tensor)), "cpu")
         with torch.autocast(device, enabled=False):
             return super().__call__(*map(_float32, args), **{k: _float32(v) for k, v in kwargs.items()})
 
