@@ -1,6 +1,22 @@
-"""lnc's codecs: transforms composed with the shared entropy models of ``lnc.entropy``."""
-from lnc.codecs.base import ImageCodec
-from lnc.codecs.compressai_compat import from_compressai
-from lnc.codecs.registry import build_codec, load, load_codec_file, save_codec, shipped_models
+"""lnc's codecs: transforms composed with latent codecs over the shared entropy models of ``lnc.entropy``.
 
-__all__ = ["ImageCodec", "build_codec", "from_compressai", "load", "load_codec_file", "save_codec", "shipped_models"]
+Importing the package imports every codec family, so that each architecture is registered.
+"""
+from lnc.codecs import audio, image  # noqa: F401  (registers the architectures)
+from lnc.codecs.base import Codec, Compressed, ImageCodec, Stream
+from lnc.codecs.compressai_compat import from_compressai
+from lnc.codecs.registry import build_codec, load, load_codec_file, register, save_codec, shipped_models
+
+__all__ = [
+    "Codec",
+    "Compressed",
+    "ImageCodec",
+    "Stream",
+    "build_codec",
+    "from_compressai",
+    "load",
+    "load_codec_file",
+    "register",
+    "save_codec",
+    "shipped_models",
+]

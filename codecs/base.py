@@ -1,30 +1,73 @@
-"""The base of lnc's image codecs: three verbs, ``forward`` (training), ``compress`` and ``decompress``.
+"""The base of every lnc codec, whatever its modality: three verbs, ``forward`` (training),
+``compress`` and ``decompress``, and a typed compressed result.
 
-A codec composes an analysis transform ``g_a``, a synthesis transform ``g_s`` and entropy models from
-``lnc.entropy``; it never touches the range coder itself. Variable-rate codecs (``rate_points > 0``)
-carry :class:`~lnc.codecs.gain.GainUnit` s and take a continuous ``quality`` in ``[1, rate_points]``.
+A codec composes analysis and synthesis transforms with latent codecs (:mod:`lnc.codecs.latent`),
+which code through the entropy models of ``lnc.entropy``; it never touches the range coder's
+internals. It declares the streams it writes (``stream_strides``: name → stride of the latent that
+stream codes), so that a container can record them and a decoder can check a file's layout
+before decoding anything. Variable-rate codecs (``rate_points > 0``) carry
+:class:`~lnc.codecs.layers.GainUnit` s and take a continuous ``quality`` in ``[1, rate_points]``.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from lnc.entropy.base import EntropyModel
 from lnc.entropy.bottleneck import EntropyBottleneck
-from lnc.entropy.errors import LncError
-from lnc.entropy.gaussian import GaussianConditional, get_scale_table
+from lnc.entropy.coder import RangeDecoder, RangeEncoder
+from lnc.entropy.errors import BitstreamError, LncError
+
+MODALITIES = ("image", "video", "audio")
+
+Encoders = Mapping[str, Sequence[RangeEncoder]]
+"""Stream name → one incremental range encoder per batch item: what latent codecs append to."""
+Decoders = Mapping[str, Sequence[RangeDecoder]]
+"""Stream name → one range decoder per batch item, read in the order the encoders were written."""
 
 
-class ImageCodec(nn.Module):
-    """A learned image codec; subclasses define the transforms and the three verbs."""
+@dataclass(frozen=True)
+class Stream:
+    """One named stream of a compressed batch: a byte string per batch item, and the size (after
+    the channel dimension) of the latent it codes."""
 
+    strings: list[bytes]
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """What :meth:`Codec.compress` returns and :meth:`Codec.decompress` takes."""
+
+    streams: dict[str, Stream]
+
+    @property
+    def batch(self) -> int:
+        """Number of batch items (tiles, chunks) coded."""
+        return len(next(iter(self.streams.values())).strings) if self.streams else 0
+
+    def item(self, k: int) -> dict[str, bytes]:
+        """The strings of batch item ``k`` by stream name: what one container chunk holds."""
+        return {name: stream.strings[k] for name, stream in self.streams.items()}
+
+
+class Codec(nn.Module):
+    """A learned codec; subclasses define the transforms, ``analyse``, ``forward_latents`` and the
+    coding of their latents (``code_latents`` / ``decode_latents``)."""
+
+    modality: ClassVar[str]
+    """``"image"``, ``"video"`` or ``"audio"``: which pipeline reads its inputs."""
     architecture: ClassVar[str]
     """Registry name of the architecture, e.g. ``"mbt2018-mean"``."""
-    downsampling: ClassVar[int] = 64
-    """Input height and width must be multiples of this (total stride including the hyperprior)."""
+    stream_strides: ClassVar[dict[str, int]]
+    """The streams this codec writes, in file order, with the total stride of the latent each codes."""
+    legacy_streams: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    """Stream layouts of older files this codec still decodes (e.g. one stream per coding pass)."""
     grows_from: ClassVar[dict[str, tuple[str, ...]]] = {}
     """Architectures whose trained weights this one can start from, with the prefixes of the layers
     it adds to them (``lnc train --model.init_weights``)."""
@@ -35,6 +78,32 @@ class ImageCodec(nn.Module):
         self.config: dict[str, Any] = {"rate_points": self.rate_points}
         self.name = self.architecture
         self.file_hash: bytes | None = None
+        self.metadata: dict[str, str] = {}
+
+    @property
+    def stream_names(self) -> tuple[str, ...]:
+        """The streams of a file this codec writes, in order."""
+        return tuple(self.stream_strides)
+
+    @property
+    def downsampling(self) -> int:
+        """Input sizes must be multiples of this: the largest stride of any latent."""
+        return max(self.stream_strides.values())
+
+    def latent_shapes(self, size: Sequence[int]) -> dict[str, tuple[int, ...]]:
+        """The size of each stream's latent for a padded input of ``size`` (after the channels)."""
+        return {name: tuple(int(s) // stride for s in size) for name, stride in self.stream_strides.items()}
+
+    def check_layout(self, names: Sequence[str]) -> None:
+        """Raise BitstreamError unless ``names`` (in any order) is a stream layout this codec writes
+        or still reads."""
+        names = tuple(names)
+        layouts = (self.stream_names, *self.legacy_streams)
+        if len(set(names)) != len(names) or not any(set(names) == set(layout) for layout in layouts):
+            raise BitstreamError(
+                f"streams {', '.join(names) or 'none'} do not fit {self.architecture}, which codes "
+                f"{', '.join(self.stream_names)}"
+            )
 
     @property
     def weights_hash(self) -> bytes:
@@ -75,10 +144,8 @@ class ImageCodec(nn.Module):
         """Build the integer CDF tables of every entropy model; True when any table changed."""
         updated = False
         for module in self.modules():
-            if isinstance(module, EntropyBottleneck):
+            if isinstance(module, EntropyModel):
                 updated |= bool(module.update(force=force))
-            elif isinstance(module, GaussianConditional):
-                updated |= bool(module.update_scale_table(get_scale_table(), force=force))
         return updated
 
     def aux_loss(self) -> Tensor:
@@ -109,6 +176,14 @@ class ImageCodec(nn.Module):
         synthesised; differentiable in the latents (the encoder's refinement optimises them)."""
         raise NotImplementedError
 
+    def code_latents(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
+        """Append the quantised ``latents`` to the encoders of :attr:`stream_names`."""
+        raise NotImplementedError
+
+    def decode_latents(self, decoders: Decoders, shapes: Mapping[str, tuple[int, ...]], q: Tensor) -> Tensor:
+        """The reconstruction from the decoders of a compressed batch (values in [0, 1])."""
+        raise NotImplementedError
+
     def forward(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
         """Training pass: ``{"x_hat": Tensor, "likelihoods": {name: Tensor}}``."""
         q = self.quality_tensor(quality, x.shape[0], x.device)
@@ -116,20 +191,41 @@ class ImageCodec(nn.Module):
 
     def compress(
         self, x: Tensor, quality: Tensor | float | None = None, latents: dict[str, Tensor] | None = None
-    ) -> dict[str, Any]:
-        """Code a batch ``[B, 3, H, W]``: ``{"strings": {latent: [bytes] * B}, "shape": z_size}``.
-        ``latents`` replaces ``analyse(x)``, e.g. by refined ones (:mod:`lnc.codecs.refine`)."""
-        raise NotImplementedError
+    ) -> Compressed:
+        """Code a batch ``[B, C, ...]`` (sizes multiples of :attr:`downsampling`): one string per
+        stream and batch item. ``latents`` replaces ``analyse(x)``, e.g. by refined ones
+        (:mod:`lnc.codecs.refine`)."""
+        q = self.quality_tensor(quality, x.shape[0], x.device)
+        latents = self.analyse(x, q) if latents is None else latents
+        encoders = {name: [RangeEncoder() for _ in range(x.shape[0])] for name in self.stream_names}
+        self.code_latents(latents, q, encoders)
+        shapes = self.latent_shapes(x.shape[2:])
+        return Compressed(
+            {name: Stream([e.flush() for e in encs], shapes[name]) for name, encs in encoders.items()}
+        )
 
-    def decompress(
-        self, strings: dict[str, list[bytes]], shape: tuple[int, int], quality: Tensor | float | None = None
-    ) -> Tensor:
-        """Reconstruct ``[B, 3, H, W]`` in [0, 1] from what :meth:`compress` returned."""
-        raise NotImplementedError
+    def decompress(self, compressed: Compressed, quality: Tensor | float | None = None) -> Tensor:
+        """Reconstruct ``[B, C, ...]`` in [0, 1] from what :meth:`compress` returned. Every stream
+        must be read to its last byte: anything else is a corrupt or mismatched stream."""
+        self.check_layout(list(compressed.streams))
+        decoders = {name: [RangeDecoder(s) for s in stream.strings] for name, stream in compressed.streams.items()}
+        shapes = {name: stream.shape for name, stream in compressed.streams.items()}
+        q = self.quality_tensor(quality, compressed.batch, next(self.parameters()).device)
+        x_hat = self.decode_latents(decoders, shapes, q)
+        for decs in decoders.values():
+            for decoder in decs:
+                decoder.finish()
+        return x_hat
 
-    def _latents(self, x: Tensor, q: Tensor, latents: dict[str, Tensor] | None) -> dict[str, Tensor]:
-        return self.analyse(x, q) if latents is None else latents
 
-    def latent_shape(self, height: int, width: int) -> tuple[int, int]:
-        """Spatial size of the deepest latent for a padded input of ``height`` × ``width``."""
-        return height // self.downsampling, width // self.downsampling
+class ImageCodec(Codec):
+    """A codec of RGB images ``[B, 3, H, W]`` in [0, 1]."""
+
+    modality = "image"
+
+
+class AudioCodec(Codec):
+    """A codec of waveforms ``[B, channels, T]`` in [-1, 1]."""
+
+    modality = "audio"
+    channels: int

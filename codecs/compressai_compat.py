@@ -10,12 +10,12 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from lnc.codecs.base import ImageCodec
+from lnc.codecs.base import Codec
 from lnc.codecs.registry import build_codec
 from lnc.entropy.errors import LncError
 
 
-def from_compressai(name: str, state_dict: Mapping[str, Tensor]) -> ImageCodec:
+def from_compressai(name: str, state_dict: Mapping[str, Tensor]) -> Codec:
     """The lnc codec equal to CompressAI's model ``name`` with weights ``state_dict``.
 
     Call ``update()`` on the result (or have built the tables in CompressAI before exporting) to

@@ -11,26 +11,37 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_tensors
 
-from lnc.codecs.base import ImageCodec
-from lnc.codecs.image.checkerboard import CheckerboardMeanScale
-from lnc.codecs.image.factorized import FactorizedPrior
-from lnc.codecs.image.hyperprior import MeanScaleHyperprior, ScaleHyperprior
+from lnc.codecs.base import MODALITIES, Codec
 from lnc.entropy.errors import LncError, ModelMismatchError
 
-ARCHITECTURES: dict[str, type[ImageCodec]] = {
-    cls.architecture: cls
-    for cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior, CheckerboardMeanScale)
-}
+ARCHITECTURES: dict[str, type[Codec]] = {}
+"""Architecture name → codec class, filled by :func:`register` as the codec modules are imported
+(``import lnc.codecs`` imports every family)."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "he2021-checkerboard-vr"
 # Weights whose name starts with one of these prefixes are stored in fp16: the big transforms and
 # the context networks.
 _HALF_PREFIXES = ("g_a.", "g_s.", "h_a.", "h_s.", "context_prediction.", "context_fusion.")
+
+
+CodecClass = TypeVar("CodecClass", bound=type[Codec])
+
+
+def register(cls: CodecClass) -> CodecClass:
+    """Class decorator: make ``cls`` loadable by its ``architecture`` name."""
+    if getattr(cls, "modality", None) not in MODALITIES:
+        raise TypeError(f"{cls.__name__}.modality must be one of {MODALITIES}")
+    known = ARCHITECTURES.get(cls.architecture)
+    if known is not None and known is not cls:
+        raise TypeError(f"architecture {cls.architecture!r} is registered twice ({known.__name__}, {cls.__name__})")
+    ARCHITECTURES[cls.architecture] = cls
+    return cls
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class ModelInfo:
     metadata: dict
 
 
-def build_codec(architecture: str, **kwargs) -> ImageCodec:
+def build_codec(architecture: str, **kwargs) -> Codec:
     """A freshly initialised codec of a registered architecture (e.g. ``"mbt2018-mean"``)."""
     try:
         return ARCHITECTURES[architecture](**kwargs)
@@ -57,7 +68,7 @@ def weights_hash(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()[:8]
 
 
-def save_codec(codec: ImageCodec, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> bytes:
+def save_codec(codec: Codec, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> bytes:
     """Write ``codec`` (tables built) to a safetensors file; returns its weights hash."""
     codec.update(force=False)
     tensors = {}
@@ -76,7 +87,7 @@ def save_codec(codec: ImageCodec, path: str | os.PathLike, metadata: dict[str, s
     return weights_hash(data)
 
 
-def load_codec_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> ImageCodec:
+def load_codec_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> Codec:
     """Load a codec saved by :func:`save_codec`; ``codec.weights_hash`` identifies the file."""
     path = Path(path)
     try:
@@ -130,7 +141,7 @@ def resolve_model(name: str | os.PathLike | None) -> Path:
     raise LncError(f"unknown model {name!r}; shipped models: {known} (or give a .safetensors path)")
 
 
-def load(name: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> ImageCodec:
+def load(name: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Codec:
     """Load a shipped model by name (``None`` = the default) or a weights file by path.
 
     Variable-rate models take their quality per call (``compress(x, quality)``), so one load serves
@@ -139,7 +150,7 @@ def load(name: str | os.PathLike | None = None, device: str | torch.device = "cp
     return load_codec_file(resolve_model(name), device=device)
 
 
-def check_identity(codec: ImageCodec, name: str, digest: bytes) -> None:
+def check_identity(codec: Codec, name: str, digest: bytes) -> None:
     """Raise unless a bitstream naming ``name``/``digest`` was written with ``codec``'s weights."""
     if digest != codec.weights_hash:
         raise ModelMismatchError(

@@ -7,7 +7,8 @@ rounding, Theis et al. 2017, arXiv:1703.00395, or stochastic Gumbel annealing, Y
 For coding, ``update()`` freezes the model into integer CDF tables (CompressAI's buffers
 ``_quantized_cdf``, ``_cdf_length``, ``_offset``), and ``compress``/``decompress`` run them through
 the range coder of :mod:`lnc.entropy.coder`, one independent stream per batch item, coded in
-parallel threads.
+parallel threads; ``compress_into``/``decompress_from`` append to and read from incremental
+encoders and decoders instead, so that several coding passes share one stream.
 
 Each table ``i`` covers the symbols ``offset[i] .. offset[i] + cdf_length[i] - 3``; its last
 symbol is the escape through which the coder sends any value outside that range, so every int32
@@ -213,27 +214,63 @@ class EntropyModel(nn.Module):
             raise ValueError(f"table indexes must lie in [0, {n_tables}), got [{int(flat.min())}, {int(flat.max())}]")
         return flat.numpy()
 
-    def encode_symbols(self, symbols: Tensor, indexes: Tensor) -> list[bytes]:
-        """Code integer ``symbols`` with the tables ``indexes`` (same shape, batch first): one
-        independent stream per batch item."""
+    def append_symbols(self, encoders: Sequence[coder.RangeEncoder], symbols: Tensor, indexes: Tensor) -> None:
+        """Append integer ``symbols`` coded with the tables ``indexes`` (same shape, batch first) to
+        the encoder of each batch item, in parallel threads. Several calls build one stream of
+        several coding passes (checkerboard halves, channel groups, frames)."""
         if symbols.shape != indexes.shape:
             raise ValueError(f"symbols {tuple(symbols.shape)} and indexes {tuple(indexes.shape)} differ in shape")
+        if indexes.dim() < 1 or len(encoders) != indexes.size(0):
+            raise ValueError(f"{len(encoders)} encoders for a batch of shape {tuple(indexes.shape)}")
         cdf, lengths, offsets = self._coder_tables()
         idx = self._stream_indexes(indexes, len(cdf))
         sym = symbols.detach().to("cpu", torch.int32).reshape(idx.shape).contiguous().numpy()
-        return coder.encode_streams(list(zip(sym, idx)), cdf, lengths, offsets, precision=self.precision)
+        coder.encode_into(list(encoders), list(zip(sym, idx)), cdf, lengths, offsets, precision=self.precision)
 
-    def decode_symbols(self, strings: Sequence[bytes], indexes: Tensor) -> Tensor:
-        """Inverse of :meth:`encode_symbols`: int32 symbols shaped like ``indexes``, on its device."""
-        if not isinstance(strings, (list, tuple)):
-            raise ValueError(f"strings must be a list of bytes, got {type(strings).__name__}")
-        if indexes.dim() < 1 or len(strings) != indexes.size(0):
-            raise ValueError(f"{len(strings)} strings for indexes of shape {tuple(indexes.shape)}")
+    def read_symbols(self, decoders: Sequence[coder.RangeDecoder], indexes: Tensor) -> Tensor:
+        """Inverse of :meth:`append_symbols`: int32 symbols shaped like ``indexes``, on its device."""
+        if indexes.dim() < 1 or len(decoders) != indexes.size(0):
+            raise ValueError(f"{len(decoders)} decoders for indexes of shape {tuple(indexes.shape)}")
         cdf, lengths, offsets = self._coder_tables()
         idx = self._stream_indexes(indexes, len(cdf))
-        values = coder.decode_streams(list(strings), list(idx), cdf, lengths, offsets, precision=self.precision)
+        values = coder.decode_from(list(decoders), list(idx), cdf, lengths, offsets, precision=self.precision)
         symbols = torch.from_numpy(np.stack(values)) if values else torch.empty(idx.shape, dtype=torch.int32)
         return symbols.reshape(indexes.shape).to(indexes.device)
+
+    def encode_symbols(self, symbols: Tensor, indexes: Tensor) -> list[bytes]:
+        """:meth:`append_symbols` into fresh encoders: one finished string per batch item."""
+        encoders = [coder.RangeEncoder() for _ in range(indexes.size(0) if indexes.dim() else 0)]
+        self.append_symbols(encoders, symbols, indexes)
+        return [encoder.flush() for encoder in encoders]
+
+    def decode_symbols(self, strings: Sequence[bytes], indexes: Tensor) -> Tensor:
+        """Inverse of :meth:`encode_symbols`; each string must be read to its last byte."""
+        if not isinstance(strings, (list, tuple)):
+            raise ValueError(f"strings must be a list of bytes, got {type(strings).__name__}")
+        decoders = [coder.RangeDecoder(s) for s in strings]
+        symbols = self.read_symbols(decoders, indexes)
+        for decoder in decoders:
+            decoder.finish()
+        return symbols
+
+    def compress_into(
+        self, encoders: Sequence[coder.RangeEncoder], inputs: Tensor, indexes: Tensor, means: Tensor | None = None
+    ) -> Tensor:
+        """Round ``inputs - means``, append it to each batch item's encoder with the tables
+        ``indexes``, and return the values the decoder will reconstruct."""
+        symbols = self.quantize(inputs, "symbols", means)
+        self.append_symbols(encoders, symbols, indexes)
+        return self.dequantize(symbols, means, inputs.dtype)
+
+    def decompress_from(
+        self,
+        decoders: Sequence[coder.RangeDecoder],
+        indexes: Tensor,
+        dtype: torch.dtype = torch.float,
+        means: Tensor | None = None,
+    ) -> Tensor:
+        """Inverse of :meth:`compress_into`: the dequantised values, shaped like ``indexes``."""
+        return self.dequantize(self.read_symbols(decoders, indexes), means, dtype)
 
     def compress(self, inputs: Tensor, indexes: Tensor, means: Tensor | None = None) -> list[bytes]:
         """Round ``inputs - means`` and code it with the tables ``indexes``: one string per batch item."""

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lnc.entropy.base import EntropyModel
+from lnc.entropy.coder import RangeDecoder, RangeEncoder
 
 _LEGACY_KEY = re.compile(r"_(matrix|bias|factor)(\d+)")
 _LEGACY_NAMES = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
@@ -185,10 +186,13 @@ class EntropyBottleneck(EntropyModel):
         """The medians shaped to broadcast against a ``[B, C, ...]`` tensor of ``ndim`` dimensions."""
         return self.medians().reshape((1, -1) + (1,) * (ndim - 2))
 
-    def compress(self, x: Tensor) -> list[bytes]:  # type: ignore[override]
-        """Code ``x`` ``[B, C, ...]`` rounded around the medians: one string per batch item."""
+    def _check(self, x: Tensor) -> None:
         if x.dim() < 2 or x.size(1) != self.channels:
             raise ValueError(f"expected [B, {self.channels}, ...], got {tuple(x.shape)}")
+
+    def compress(self, x: Tensor) -> list[bytes]:  # type: ignore[override]
+        """Code ``x`` ``[B, C, ...]`` rounded around the medians: one string per batch item."""
+        self._check(x)
         return super().compress(x, self._channel_indexes(x.shape), self._means(x.dim()))
 
     def decompress(self, strings: Sequence[bytes], size: Sequence[int]) -> Tensor:  # type: ignore[override]
@@ -196,6 +200,18 @@ class EntropyBottleneck(EntropyModel):
         shape = (len(strings), self.channels, *size)
         indexes = self._channel_indexes(shape).to(self.quantiles.device)
         return super().decompress(strings, indexes, self.quantiles.dtype, self._means(len(shape)))
+
+    def compress_into(self, encoders: Sequence[RangeEncoder], x: Tensor) -> Tensor:  # type: ignore[override]
+        """Append ``x`` ``[B, C, ...]`` rounded around the medians to each item's encoder; returns
+        the values the decoder will reconstruct."""
+        self._check(x)
+        return super().compress_into(encoders, x, self._channel_indexes(x.shape), self._means(x.dim()))
+
+    def decompress_from(self, decoders: Sequence[RangeDecoder], size: Sequence[int]) -> Tensor:  # type: ignore[override]
+        """Inverse of :meth:`compress_into`; ``size`` is the shape after the channel dimension."""
+        shape = (len(decoders), self.channels, *size)
+        indexes = self._channel_indexes(shape).to(self.quantiles.device)
+        return super().decompress_from(decoders, indexes, self.quantiles.dtype, self._means(len(shape)))
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         # CompressAI's published weights name the parameters ``_matrix0`` etc.; map to ``matrices.0``.

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lnc.entropy.base import EntropyModel
+from lnc.entropy.coder import RangeDecoder, RangeEncoder
 from lnc.entropy.errors import BitstreamError
 
 
@@ -101,20 +102,40 @@ class CategoricalModel(EntropyModel):
         self._set_tables(pmf, torch.zeros(tables, dtype=torch.float64), pmf_length, torch.zeros(tables))
         return True
 
-    def compress(self, indices: Tensor, table_indexes: Tensor | None = None) -> list[bytes]:  # type: ignore[override]
-        """Code ``indices`` ``[B, ...]`` (one string per batch item) with the tables
-        ``table_indexes`` (broadcast to ``indices``; default table 0)."""
+    def _checked_indexes(self, indices: Tensor, table_indexes: Tensor | None) -> Tensor:
         self._check_indices(indices)
         if indices.dim() < 1:
             raise ValueError("indices need a leading batch dimension")
-        return self.encode_symbols(indices, self._table_indexes(table_indexes, indices.shape))
+        return self._table_indexes(table_indexes, indices.shape)
+
+    def _checked_indices(self, symbols: Tensor) -> Tensor:
+        indices = symbols.long()
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_symbols):
+            raise BitstreamError("decoded an index outside the alphabet: the stream is corrupt")
+        return indices
+
+    def compress(self, indices: Tensor, table_indexes: Tensor | None = None) -> list[bytes]:  # type: ignore[override]
+        """Code ``indices`` ``[B, ...]`` (one string per batch item) with the tables
+        ``table_indexes`` (broadcast to ``indices``; default table 0)."""
+        return self.encode_symbols(indices, self._checked_indexes(indices, table_indexes))
 
     def decompress(  # type: ignore[override]
         self, strings: Sequence[bytes], shape: Sequence[int], table_indexes: Tensor | None = None
     ) -> Tensor:
         """Inverse of :meth:`compress`: int64 indices ``[len(strings), *shape]``."""
         full_shape = (len(strings), *shape)
-        indices = self.decode_symbols(strings, self._table_indexes(table_indexes, full_shape)).long()
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_symbols):
-            raise BitstreamError("decoded an index outside the alphabet: the stream is corrupt")
+        return self._checked_indices(self.decode_symbols(strings, self._table_indexes(table_indexes, full_shape)))
+
+    def compress_into(  # type: ignore[override]
+        self, encoders: Sequence[RangeEncoder], indices: Tensor, table_indexes: Tensor | None = None
+    ) -> Tensor:
+        """Append ``indices`` ``[B, ...]`` to each batch item's encoder; returns them."""
+        self.append_symbols(encoders, indices, self._checked_indexes(indices, table_indexes))
         return indices
+
+    def decompress_from(  # type: ignore[override]
+        self, decoders: Sequence[RangeDecoder], shape: Sequence[int], table_indexes: Tensor | None = None
+    ) -> Tensor:
+        """Inverse of :meth:`compress_into`: int64 indices ``[len(decoders), *shape]``."""
+        full_shape = (len(decoders), *shape)
+        return self._checked_indices(self.read_symbols(decoders, self._table_indexes(table_indexes, full_shape)))

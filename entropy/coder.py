@@ -6,6 +6,10 @@ its last symbol is an escape followed by a bypass code, so any int32 symbol roun
 coder is a range coder (format: ``docs/range_coder.md``) in the C++ extension
 ``lnc.entropy._range_coder``; this module only checks and converts its inputs. Arrays may be
 numpy arrays, torch tensors or sequences; the GIL is released while coding.
+
+Besides the one-shot calls, :class:`RangeEncoder` and :class:`RangeDecoder` code one stream over
+several calls, each with its own tables (like CompressAI's ``BufferedRansEncoder`` /
+``RansDecoder``): passes that condition on earlier ones share one flush.
 """
 from __future__ import annotations
 
@@ -18,8 +22,12 @@ from lnc.entropy import _range_coder
 
 __all__ = [
     "MAX_PRECISION",
+    "RangeDecoder",
+    "RangeEncoder",
+    "decode_from",
     "decode_streams",
     "decode_with_indexes",
+    "encode_into",
     "encode_streams",
     "encode_with_indexes",
     "hardware_threads",
@@ -91,6 +99,15 @@ def _symbols_and_indexes(symbols: Any, indexes: Any) -> tuple[np.ndarray, np.nda
     return s.reshape(-1), i.reshape(-1)
 
 
+def _pairs(streams: Sequence[tuple[Any, Any]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    for n, stream in enumerate(streams):
+        if len(stream) != 2:
+            raise ValueError(f"streams[{n}] must be a (symbols, indexes) pair")
+        pairs.append(_symbols_and_indexes(*stream))
+    return pairs
+
+
 def _data(data: Any) -> np.ndarray:
     try:
         return np.frombuffer(data, dtype=np.uint8)
@@ -133,13 +150,8 @@ def encode_streams(
     Equal to ``[encode_with_indexes(s, i, ...) for s, i in streams]``; ``threads`` defaults
     to ``min(len(streams), hardware threads)``.
     """
-    pairs = []
-    for n, stream in enumerate(streams):
-        if len(stream) != 2:
-            raise ValueError(f"streams[{n}] must be a (symbols, indexes) pair")
-        pairs.append(_symbols_and_indexes(*stream))
     return _range_coder.encode_streams(
-        pairs, *_tables(cdfs, cdf_lengths, offsets), _precision(precision), _threads(threads)
+        _pairs(streams), *_tables(cdfs, cdf_lengths, offsets), _precision(precision), _threads(threads)
     )
 
 
@@ -158,6 +170,117 @@ def decode_streams(
     idx = [_int32(x, f"indexes_list[{n}]") for n, x in enumerate(indexes_list)]
     outs = _range_coder.decode_streams(
         [_data(d) for d in datas],
+        [x.reshape(-1) for x in idx],
+        *_tables(cdfs, cdf_lengths, offsets),
+        _precision(precision),
+        _threads(threads),
+    )
+    return [o.reshape(x.shape) for o, x in zip(outs, idx)]
+
+
+class RangeEncoder:
+    """One range-coded stream built by several :meth:`encode_with_indexes` calls, then :meth:`flush`.
+
+    Each call may bring its own tables, so passes that condition on earlier ones (checkerboard
+    halves, slices, the frames of a GOP) go into one stream and pay for one flush, not one per
+    pass. One call then ``flush()`` gives exactly the bytes of :func:`encode_with_indexes`; calls
+    with the same tables give those of one call on their concatenation. A call that raises
+    leaves the stream as it was. Safe to share between threads (a second concurrent call on the
+    same object raises ``RuntimeError``).
+    """
+
+    __slots__ = ("_impl",)
+
+    def __init__(self) -> None:
+        self._impl = _range_coder.StreamEncoder()
+
+    def encode_with_indexes(
+        self, symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any, precision: int = 16
+    ) -> None:
+        """Append ``symbols[k]`` coded with table ``indexes[k]`` (same shapes, read in C order)."""
+        s, i = _symbols_and_indexes(symbols, indexes)
+        self._impl.encode(s, i, *_tables(cdfs, cdf_lengths, offsets), _precision(precision))
+
+    def flush(self) -> bytes:
+        """End the stream and return its bytes; the encoder takes no further calls (``ValueError``)."""
+        return self._impl.flush()
+
+
+class RangeDecoder:
+    """Reads a stream of :class:`RangeEncoder` back, one :meth:`decode_with_indexes` per encoder call.
+
+    The calls must repeat the encoder's: same order, same indexes and tables per call (any split
+    into calls with the same tables works too, as coding does not depend on it). It keeps a
+    reference to ``data``. Malformed data raises ``BitstreamError`` from the call that meets it
+    (the decoder then stays as before that call) or from :meth:`finish`.
+    """
+
+    __slots__ = ("_impl",)
+
+    def __init__(self, data: bytes) -> None:
+        self._impl = _range_coder.StreamDecoder(_data(data))
+
+    def decode_with_indexes(
+        self, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any, precision: int = 16
+    ) -> np.ndarray:
+        """The next ``indexes.size`` symbols as int32, shaped like ``indexes``."""
+        i = _int32(indexes, "indexes")
+        out = self._impl.decode(i.reshape(-1), *_tables(cdfs, cdf_lengths, offsets), _precision(precision))
+        return out.reshape(i.shape)
+
+    def finish(self) -> None:
+        """End decoding; ``BitstreamError`` if bytes are left unread, as at the end of
+        :func:`decode_with_indexes`. The decoder takes no further calls (``ValueError``)."""
+        self._impl.finish()
+
+
+def _impls(objects: Sequence[Any], kind: type, name: str) -> list[Any]:
+    for n, obj in enumerate(objects):
+        if not isinstance(obj, kind):
+            raise ValueError(f"{name}[{n}] must be a {kind.__name__}, got {type(obj).__name__}")
+    return [obj._impl for obj in objects]
+
+
+def encode_into(
+    encoders: Sequence[RangeEncoder],
+    streams: Sequence[tuple[Any, Any]],
+    cdfs: Any,
+    cdf_lengths: Any,
+    offsets: Any,
+    precision: int = 16,
+    threads: int | None = None,
+) -> None:
+    """Append ``streams[n] = (symbols, indexes)`` to ``encoders[n]`` for every n, in parallel.
+
+    For independent streams (batch items, tiles) that each span several passes. Equal to
+    ``encoders[n].encode_with_indexes(*streams[n], ...)`` for each n; all or nothing: if one
+    stream fails, no encoder keeps any of this call. ``threads`` as in :func:`encode_streams`.
+    """
+    impls = _impls(encoders, RangeEncoder, "encoders")
+    if len(impls) != len(streams):
+        raise ValueError(f"got {len(impls)} encoders but {len(streams)} streams")
+    _range_coder.encode_into(
+        impls, _pairs(streams), *_tables(cdfs, cdf_lengths, offsets), _precision(precision), _threads(threads)
+    )
+
+
+def decode_from(
+    decoders: Sequence[RangeDecoder],
+    indexes_list: Sequence[Any],
+    cdfs: Any,
+    cdf_lengths: Any,
+    offsets: Any,
+    precision: int = 16,
+    threads: int | None = None,
+) -> list[np.ndarray]:
+    """Decode ``indexes_list[n]`` from ``decoders[n]`` for every n in parallel; inverse of
+    :func:`encode_into`, all or nothing like it."""
+    impls = _impls(decoders, RangeDecoder, "decoders")
+    if len(impls) != len(indexes_list):
+        raise ValueError(f"got {len(impls)} decoders but {len(indexes_list)} index arrays")
+    idx = [_int32(x, f"indexes_list[{n}]") for n, x in enumerate(indexes_list)]
+    outs = _range_coder.decode_from(
+        impls,
         [x.reshape(-1) for x in idx],
         *_tables(cdfs, cdf_lengths, offsets),
         _precision(precision),

@@ -1,8 +1,12 @@
 """The ``.lnc`` container: one file layout for every codec (image, video, audio, raw indices).
 
-A file is a small header (codec, weights hash, rate parameter, original geometry), a table of
-named sections, their payloads, and a CRC32 of everything before it. The byte layout, limits and
-error semantics are specified in ``docs/container.md``.
+Version 2 (written): a small header (codec, weights hash, rate parameter, original geometry), the
+stream layout the codec declared (stream names, chunk span, items per chunk), then the chunks (a
+tile, a few seconds of audio, a group of frames), each with its stream lengths, payloads and a
+chained CRC32, and a trailer of named extra sections (e.g. an image's alpha). Files are written and
+read chunk by chunk (:class:`ChunkWriter`, :class:`ChunkReader`), so neither side holds a long
+file whole. Version 1 (read only): the header, one table of named sections and one CRC32. The
+byte layout, limits and error semantics are specified in ``docs/container.md``.
 
 The reader treats its input as hostile: every count, length and dimension is checked against the
 limits below before anything is sliced or allocated, and every failure is a
@@ -18,12 +22,17 @@ import re
 import secrets
 import struct
 import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from lnc.entropy.errors import BitstreamError, LncError
 
 MAGIC = b"\x89LNC"
 VERSION = 1
+"""The single-table layout this module writes; lnc writes version 2 (:mod:`lnc.entropy.chunked`)."""
+READABLE_VERSIONS = (1, 2)
 
 MAX_FILE_BYTES = 1 << 31
 MAX_SECTIONS = 4096
@@ -172,8 +181,25 @@ def _f32(x: float) -> bytes:
     return struct.pack("<f", x)
 
 
+def _header_bytes(h: Header, version: int) -> bytes:
+    """The header fields from the magic to the last geometry field."""
+    flags = 0
+    geometry = bytearray()
+    for bit, (name, default, kind) in enumerate(_GEOMETRY):
+        value = getattr(h, name)
+        if value != default:
+            flags |= 1 << bit
+            geometry += _varint(value) if kind == "u" else struct.pack("<d", value)
+    codec = h.codec.encode()
+    out = bytearray(MAGIC)
+    out += bytes((version, Modality(h.modality), flags))
+    out += _f32(h.quality) + h.weights_hash + bytes((len(codec),)) + codec + geometry
+    return bytes(out)
+
+
 def write(container: Container) -> bytes:
-    """Serialise ``container``; raises ValueError if it breaks the format's limits."""
+    """Serialise ``container`` as a version-1 file (one section table, one CRC), the layout of
+    files written before chunked streams; raises ValueError if it breaks the format's limits."""
     h = container.header
     problem = _header_problem(h)
     if problem:
@@ -190,17 +216,7 @@ def write(container: Container) -> bytes:
             raise ValueError(f"duplicate section name {name!r}")
         names.add(name)
 
-    flags = 0
-    geometry = bytearray()
-    for bit, (name, default, kind) in enumerate(_GEOMETRY):
-        value = getattr(h, name)
-        if value != default:
-            flags |= 1 << bit
-            geometry += _varint(value) if kind == "u" else struct.pack("<d", value)
-    codec = h.codec.encode()
-    out = bytearray(MAGIC)
-    out += bytes((VERSION, Modality(h.modality), flags))
-    out += _f32(h.quality) + h.weights_hash + bytes((len(codec),)) + codec + geometry
+    out = bytearray(_header_bytes(h, version=1))
     out += _varint(len(sections))
     for name, payload in sections:
         out += bytes((len(name),)) + name.encode() + _varint(len(payload))
@@ -267,7 +283,7 @@ def _shortest_f32(x: float) -> float:
     return float(f"{x:.9g}")  # 9 significant digits identify every float32
 
 
-def _read_header(cur: _Cursor) -> Header:
+def _read_header(cur: _Cursor) -> tuple[Header, int]:
     magic = bytes(cur.data[: len(MAGIC)])
     if not magic:
         raise BitstreamError("empty file, not an .lnc file")
@@ -275,8 +291,9 @@ def _read_header(cur: _Cursor) -> Header:
         raise BitstreamError(f"not an .lnc file: starts with {magic!r}, expected {MAGIC!r}")
     cur.take(len(MAGIC), "magic")
     version = cur.u8("version")
-    if version != VERSION:
-        raise BitstreamError(f"unsupported .lnc version {version} (this lnc reads version {VERSION})")
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
+        raise BitstreamError(f"unsupported .lnc version {version} (this lnc reads versions {readable})")
     modality_byte = cur.u8("modality")
     try:
         modality = Modality(modality_byte)
@@ -302,7 +319,7 @@ def _read_header(cur: _Cursor) -> Header:
     problem = _header_problem(header)
     if problem:
         raise BitstreamError(f"implausible .lnc header: {problem}")
-    return header
+    return header, version
 
 
 def peek_header(data: bytes) -> Header:
@@ -310,16 +327,18 @@ def peek_header(data: bytes) -> Header:
 
     The CRC is not verified (that needs the whole file): use it to pick a codec, then :func:`read`.
     """
-    return _read_header(_Cursor(memoryview(data)))
+    return _read_header(_Cursor(memoryview(data)))[0]
 
 
 def read(data: bytes) -> Container:
-    """Parse and fully check a ``.lnc`` file; any defect raises BitstreamError."""
+    """Parse and fully check a version-1 ``.lnc`` file; any defect raises BitstreamError."""
     if len(data) > MAX_FILE_BYTES:
         raise BitstreamError(f".lnc file is {len(data)} bytes, limit {MAX_FILE_BYTES}")
     view = memoryview(data)
     cur = _Cursor(view)
-    header = _read_header(cur)
+    header, version = _read_header(cur)
+    if version != 1:
+        raise BitstreamError(f"a version-{version} .lnc file is chunked: read it with ChunkReader")
     count = cur.varint("section count")
     if count > MAX_SECTIONS:
         raise BitstreamError(f"corrupted .lnc file: {count} sections, limit {MAX_SECTIONS}")
@@ -349,11 +368,13 @@ def read_file(path: str | os.PathLike[str]) -> Container:
         return read(f.read(MAX_FILE_BYTES + 1))
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False) -> None:
-    """Write ``data`` to ``path`` so that it is either complete or absent, never partial.
+@contextmanager
+def atomic_open(path: str | os.PathLike[str], force: bool = False) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through, so that it ends complete or absent, never partial.
 
-    The bytes go to a temporary file beside ``path``, are fsynced, and the file is renamed over
-    ``path``; any failure removes it. An existing ``path`` is kept (LncError) unless ``force``.
+    The bytes go to a temporary file beside ``path``; when the block ends without an exception the
+    file is fsynced and renamed over ``path``, otherwise removed. An existing ``path`` is kept
+    (LncError) unless ``force``. Long outputs can be written piece by piece this way.
     """
     path = os.fspath(path)
     if not force and os.path.exists(path):
@@ -363,7 +384,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -371,6 +392,12 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False)
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_open`."""
+    with atomic_open(path, force) as f:
+        f.write(data)
 
 
 def write_file(path: str | os.PathLike[str], container: Container, force: bool = False) -> int:

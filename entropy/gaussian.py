@@ -122,11 +122,12 @@ class LocationScaleConditional(EntropyModel):
     @torch.no_grad()
     def update(self, force: bool = False) -> bool:
         """Build one CDF table per table scale over ``±ceil(scale * q)``, ``q`` the
-        ``1 - tail_mass / 2`` quantile; deterministic (float64 on the CPU, whatever the device)."""
+        ``1 - tail_mass / 2`` quantile; deterministic (float64 on the CPU, whatever the device).
+        Without a scale table, :func:`get_scale_table`'s is used."""
         if self.has_tables and not force:
             return False
-        if not self.scale_table.numel():
-            raise RuntimeError(f"{type(self).__name__} has no scale_table: call update_scale_table()")
+        if not self.scale_table.numel():  # CompressAI's default table, as its models' update() sets
+            self.scale_table = get_scale_table().to(self.scale_table.device)
         table = self.scale_table.to("cpu", torch.float64)
         multiplier = -self._standardized_quantile(self.tail_mass / 2)
         pmf_center = torch.ceil(table * multiplier).to(torch.int64)

@@ -143,6 +143,32 @@ class RangeEncoder {
     }
   }
 
+  // The state before a coding call, for rollback() should the call fail part-way.
+  struct Checkpoint {
+    size_t pos;
+    uint64_t low;
+    uint32_t range;
+  };
+
+  Checkpoint checkpoint() {
+    mark_ = pos_;
+    carried_past_mark_ = false;
+    return {pos_, low_, range_};
+  }
+
+  // Returns to `c`, the latest checkpoint. The interval only shrinks, and low + range < 2^33 at
+  // the checkpoint, so the bytes written before it took at most one carry since: undo that one.
+  void rollback(const Checkpoint& c) {
+    if (carried_past_mark_) {
+      size_t i = c.pos;
+      while (i > 0 && buf_[--i]-- == 0) {
+      }
+    }
+    pos_ = c.pos;
+    low_ = c.low;
+    range_ = c.range;
+  }
+
   // Writes the shortest byte string whose zero-padded value lies in the final interval.
   std::vector<uint8_t> finish() {
     for (int k = 0; k <= 4; ++k) {
@@ -168,10 +194,13 @@ class RangeEncoder {
     size_t i = pos_;
     while (i > 0 && ++buf_[--i] == 0) {
     }
+    if (i < mark_) carried_past_mark_ = true;
   }
 
   std::vector<uint8_t> buf_;
   size_t pos_ = 0;
+  size_t mark_ = 0;  // pos_ at the latest checkpoint
+  bool carried_past_mark_ = false;
   uint64_t low_ = 0;
   uint32_t range_ = 0xFFFFFFFFu;
 };
@@ -235,12 +264,13 @@ class RangeDecoder {
   uint32_t r_ = 1;
 };
 
-std::vector<uint8_t> encode_one(const int32_t* symbols, const int32_t* indexes, size_t n,
-                                const Tables& t) {
+// Codes symbols[k] with table indexes[k], k < n, onto `enc`: the coding loop of every entry point.
+// Throws std::invalid_argument on a bad index or a zero-frequency symbol, after coding those before.
+void encode_symbols(RangeEncoder& enc, const int32_t* symbols, const int32_t* indexes, size_t n,
+                    const Tables& t) {
   const Table* tables = t.tables.data();
   const size_t count = t.tables.size();
   const int precision = t.precision;
-  RangeEncoder enc(n);  // a byte per symbol is room enough for most streams
   for (size_t k = 0; k < n; ++k) {
     const int32_t index = indexes[k];
     if (uint64_t(uint32_t(index)) >= count) bad_index(k, index, count);
@@ -259,6 +289,12 @@ std::vector<uint8_t> encode_one(const int32_t* symbols, const int32_t* indexes, 
       enc.encode_gamma(escape_raw(value, tab.max_value));
     }
   }
+}
+
+std::vector<uint8_t> encode_one(const int32_t* symbols, const int32_t* indexes, size_t n,
+                                const Tables& t) {
+  RangeEncoder enc(n);  // a byte per symbol is room enough for most streams
+  encode_symbols(enc, symbols, indexes, n, t);
   return enc.finish();
 }
 
@@ -283,14 +319,17 @@ struct DecodeLut {
   }
 };
 
-void decode_one(const uint8_t* data, size_t size, const int32_t* indexes, size_t n,
-                const Tables& t, const DecodeLut& lut, int32_t* out) {
+// Decodes n symbols of tables indexes[k] from `state` into out: the decoding loop of every entry
+// point. It works on a local copy (kept in registers) and stores it back only on success, so a
+// failing call (bad index, malformed data) leaves `state` as it was.
+void decode_symbols(RangeDecoder& state, const int32_t* indexes, size_t n, const Tables& t,
+                    const DecodeLut& lut, int32_t* out) {
   const Table* tables = t.tables.data();
   const size_t count = t.tables.size();
   const int precision = t.precision;
   const uint32_t* first = lut.first.data();
   const int lut_bits = lut.bits, lut_shift = lut.shift;
-  RangeDecoder dec(data, size);
+  RangeDecoder dec = state;
   for (size_t k = 0; k < n; ++k) {
     const int32_t index = indexes[k];
     if (uint64_t(uint32_t(index)) >= count) bad_index(k, index, count);
@@ -307,6 +346,13 @@ void decode_one(const uint8_t* data, size_t size, const int32_t* indexes, size_t
       throw BitstreamFault("decoded value outside the int32 range");
     out[k] = int32_t(symbol);
   }
+  state = dec;
+}
+
+void decode_one(const uint8_t* data, size_t size, const int32_t* indexes, size_t n,
+                const Tables& t, const DecodeLut& lut, int32_t* out) {
+  RangeDecoder dec(data, size);
+  decode_symbols(dec, indexes, n, t, lut, out);
   dec.finish();
 }
 
@@ -428,6 +474,214 @@ py::list decode_streams(const std::vector<U8Array>& datas, const std::vector<I32
   return result;
 }
 
+// ---- Incremental coding: one stream over several calls, each call with its own tables. ----
+
+// An encoder fed by several calls, then flushed once: the Python class StreamEncoder.
+struct StreamEncoder {
+  std::optional<RangeEncoder> enc{std::in_place, size_t(0)};  // empty once flushed
+  std::atomic<bool> busy{false};
+};
+
+// A decoder over bytes it keeps alive, read by several calls: the Python class StreamDecoder.
+struct StreamDecoder {
+  explicit StreamDecoder(U8Array bytes)
+      : data(one_dimensional(std::move(bytes))), dec(data.data(), size_t(data.shape(0))) {}
+
+  static U8Array one_dimensional(U8Array a) {
+    if (a.ndim() != 1) throw std::invalid_argument("data must be 1-D");
+    return a;
+  }
+
+  U8Array data;  // owns (or references) the bytes that dec reads
+  RangeDecoder dec;
+  bool finished = false;
+  std::atomic<bool> busy{false};
+};
+
+// Marks coder objects in use for the length of a call, which releases the GIL, so that no two
+// threads ever code into one object at once; a second user gets a RuntimeError.
+class InUse {
+ public:
+  InUse() = default;
+  InUse(const InUse&) = delete;
+  InUse& operator=(const InUse&) = delete;
+  ~InUse() {
+    for (auto* b : held_) b->store(false);
+  }
+
+  void claim(std::atomic<bool>& busy, const char* what) {
+    if (busy.exchange(true))
+      throw std::runtime_error(std::string(what) + " is in use by another thread");
+    held_.push_back(&busy);
+  }
+
+ private:
+  std::vector<std::atomic<bool>*> held_;
+};
+
+// Rejects null and repeated objects: each may take part in a call once.
+template <typename T>
+void check_distinct(const std::vector<T*>& objects, const char* what) {
+  std::vector<const T*> sorted(objects.begin(), objects.end());
+  for (size_t i = 0; i < objects.size(); ++i)
+    if (!objects[i]) throw std::invalid_argument(std::string(what) + "[" + std::to_string(i) + "] is None");
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw std::invalid_argument(std::string(what) + " holds one object twice");
+}
+
+struct EncodeJob {
+  RangeEncoder* enc;
+  const int32_t* symbols;
+  const int32_t* indexes;
+  size_t n;
+};
+
+// Codes every job onto its encoder on `threads` threads. All or nothing: if one fails, every
+// encoder returns to its state before the call and the first failure, in job order, is rethrown.
+void encode_jobs(const std::vector<EncodeJob>& jobs, const Tables& t, int threads) {
+  std::vector<RangeEncoder::Checkpoint> marks;
+  marks.reserve(jobs.size());
+  for (const auto& j : jobs) marks.push_back(j.enc->checkpoint());
+  try {
+    parallel_for(jobs.size(), threads, [&](size_t i) {
+      encode_symbols(*jobs[i].enc, jobs[i].symbols, jobs[i].indexes, jobs[i].n, t);
+    });
+  } catch (...) {
+    for (size_t i = 0; i < jobs.size(); ++i) jobs[i].enc->rollback(marks[i]);
+    throw;
+  }
+}
+
+struct DecodeJob {
+  RangeDecoder* dec;
+  const int32_t* indexes;
+  size_t n;
+  int32_t* out;
+};
+
+// Decodes every job from its decoder on `threads` threads, all or nothing like encode_jobs.
+void decode_jobs(const std::vector<DecodeJob>& jobs, const Tables& t, int threads) {
+  const DecodeLut lut(t);
+  std::vector<RangeDecoder> saved;
+  saved.reserve(jobs.size());
+  for (const auto& j : jobs) saved.push_back(*j.dec);
+  try {
+    parallel_for(jobs.size(), threads, [&](size_t i) {
+      decode_symbols(*jobs[i].dec, jobs[i].indexes, jobs[i].n, t, lut, jobs[i].out);
+    });
+  } catch (...) {
+    for (size_t i = 0; i < jobs.size(); ++i) *jobs[i].dec = saved[i];
+    throw;
+  }
+}
+
+RangeEncoder& open_encoder(StreamEncoder& s) {
+  if (!s.enc) throw std::invalid_argument("the encoder was flushed: start a new one");
+  return *s.enc;
+}
+
+RangeDecoder& open_decoder(StreamDecoder& s) {
+  if (s.finished) throw std::invalid_argument("the decoder was finished: start a new one");
+  return s.dec;
+}
+
+void encode_into(const std::vector<StreamEncoder*>& encoders,
+                 const std::vector<std::pair<I32Array, I32Array>>& streams, const I32Array& cdfs,
+                 const I32Array& lengths, const I32Array& offsets, int precision,
+                 std::optional<int> threads) {
+  if (encoders.size() != streams.size())
+    throw std::invalid_argument("got " + std::to_string(encoders.size()) + " encoders but " +
+                                std::to_string(streams.size()) + " streams");
+  check_distinct(encoders, "encoders");
+  for (const auto& s : streams) check_pair(s.first, s.second, "symbols and indexes of each stream");
+  const Tables t = make_tables(cdfs, lengths, offsets, precision);
+  const int workers = resolve_threads(threads, streams.size());
+  InUse use;
+  std::vector<EncodeJob> jobs;
+  for (size_t i = 0; i < encoders.size(); ++i) {
+    use.claim(encoders[i]->busy, "an encoder");
+    const auto& s = streams[i];
+    jobs.push_back({&open_encoder(*encoders[i]), s.first.data(), s.second.data(), size_t(s.first.shape(0))});
+  }
+  py::gil_scoped_release release;
+  encode_jobs(jobs, t, workers);
+}
+
+py::list decode_from(const std::vector<StreamDecoder*>& decoders, const std::vector<I32Array>& indexes,
+                     const I32Array& cdfs, const I32Array& lengths, const I32Array& offsets,
+                     int precision, std::optional<int> threads) {
+  if (decoders.size() != indexes.size())
+    throw std::invalid_argument("got " + std::to_string(decoders.size()) + " decoders but " +
+                                std::to_string(indexes.size()) + " index arrays");
+  check_distinct(decoders, "decoders");
+  for (const auto& idx : indexes)
+    if (idx.ndim() != 1) throw std::invalid_argument("indexes of each stream must be 1-D");
+  const Tables t = make_tables(cdfs, lengths, offsets, precision);
+  const int workers = resolve_threads(threads, decoders.size());
+  InUse use;
+  std::vector<I32Array> outs;
+  std::vector<DecodeJob> jobs;
+  for (size_t i = 0; i < decoders.size(); ++i) {
+    use.claim(decoders[i]->busy, "a decoder");
+    outs.emplace_back(indexes[i].shape(0));
+    jobs.push_back({&open_decoder(*decoders[i]), indexes[i].data(), size_t(indexes[i].shape(0)),
+                    outs.back().mutable_data()});
+  }
+  {
+    py::gil_scoped_release release;
+    decode_jobs(jobs, t, workers);
+  }
+  py::list result;
+  for (auto& o : outs) result.append(o);
+  return result;
+}
+
+void stream_encode(StreamEncoder& self, const I32Array& symbols, const I32Array& indexes,
+                   const I32Array& cdfs, const I32Array& lengths, const I32Array& offsets,
+                   int precision) {
+  check_pair(symbols, indexes, "symbols and indexes");
+  const Tables t = make_tables(cdfs, lengths, offsets, precision);
+  InUse use;
+  use.claim(self.busy, "the encoder");
+  const std::vector<EncodeJob> jobs{
+      {&open_encoder(self), symbols.data(), indexes.data(), size_t(symbols.shape(0))}};
+  py::gil_scoped_release release;
+  encode_jobs(jobs, t, 1);
+}
+
+py::bytes stream_flush(StreamEncoder& self) {
+  InUse use;
+  use.claim(self.busy, "the encoder");
+  const std::vector<uint8_t> out = open_encoder(self).finish();
+  self.enc.reset();
+  return to_bytes(out);
+}
+
+I32Array stream_decode(StreamDecoder& self, const I32Array& indexes, const I32Array& cdfs,
+                       const I32Array& lengths, const I32Array& offsets, int precision) {
+  if (indexes.ndim() != 1) throw std::invalid_argument("indexes must be 1-D");
+  const Tables t = make_tables(cdfs, lengths, offsets, precision);
+  InUse use;
+  use.claim(self.busy, "the decoder");
+  I32Array out(indexes.shape(0));
+  const std::vector<DecodeJob> jobs{
+      {&open_decoder(self), indexes.data(), size_t(indexes.shape(0)), out.mutable_data()}};
+  {
+    py::gil_scoped_release release;
+    decode_jobs(jobs, t, 1);
+  }
+  return out;
+}
+
+// The end check of a one-shot decode: raises BitstreamError when bytes are left unread.
+void stream_finish(StreamDecoder& self) {
+  InUse use;
+  use.claim(self.busy, "the decoder");
+  self.finished = true;
+  self.dec.finish();
+}
+
 // Cost change of adding one unit to a frequency f of a symbol with probability p, in nats of
 // -sum p log q. The same expression prices removing a unit from f + 1, so that no exchange can
 // undo itself through rounding.
@@ -545,6 +799,24 @@ PYBIND11_MODULE(_range_coder, m) {
   m.def("encode_streams", &encode_streams, py::arg("streams"), py::arg("cdfs"), py::arg("cdf_lengths"),
         py::arg("offsets"), py::arg("precision"), py::arg("threads"));
   m.def("decode_streams", &decode_streams, py::arg("datas"), py::arg("indexes"), py::arg("cdfs"),
+        py::arg("cdf_lengths"), py::arg("offsets"), py::arg("precision"), py::arg("threads"));
+  py::class_<StreamEncoder>(m, "StreamEncoder",
+                            "Range encoder fed by several encode() calls, each with its own tables; "
+                            "flush() ends the stream.")
+      .def(py::init<>())
+      .def("encode", &stream_encode, py::arg("symbols"), py::arg("indexes"), py::arg("cdfs"),
+           py::arg("cdf_lengths"), py::arg("offsets"), py::arg("precision"))
+      .def("flush", &stream_flush);
+  py::class_<StreamDecoder>(m, "StreamDecoder",
+                            "Range decoder over one stream, read by decode() calls in the order of "
+                            "the encoder's; finish() checks that no bytes are left.")
+      .def(py::init<U8Array>(), py::arg("data"))
+      .def("decode", &stream_decode, py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"),
+           py::arg("offsets"), py::arg("precision"))
+      .def("finish", &stream_finish);
+  m.def("encode_into", &encode_into, py::arg("encoders"), py::arg("streams"), py::arg("cdfs"),
+        py::arg("cdf_lengths"), py::arg("offsets"), py::arg("precision"), py::arg("threads"));
+  m.def("decode_from", &decode_from, py::arg("decoders"), py::arg("indexes"), py::arg("cdfs"),
         py::arg("cdf_lengths"), py::arg("offsets"), py::arg("precision"), py::arg("threads"));
   m.def("pmf_to_quantized_cdf", &pmf_to_quantized_cdf, py::arg("pmf"), py::arg("precision"));
   m.def("hardware_threads", &hardware_threads);

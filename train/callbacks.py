@@ -104,7 +104,7 @@ class RealRate(Callback):
     @torch.no_grad()
     def measure(self, codec: torch.nn.Module, rgb: np.ndarray, quality: float | None) -> dict[str, float]:
         """Real and estimated bpp and PSNR of one image at one quality."""
-        from lnc.tools.image_pipeline import decode_bytes, encode_array
+        from lnc.tools.pipeline.image import decode_bytes, encode_array
 
         height, width = rgb.shape[:2]
         data = encode_array(rgb, codec, quality)

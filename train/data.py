@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lnc.entropy.errors import InputError
-from lnc.tools.datasets import data_root
+from lnc.tools.eval.datasets import data_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SmallImages = Literal["upscale", "skip"]

@@ -1,12 +1,15 @@
 """Rate–distortion objective L = λ·D + R, per sample, as in Ballé et al. 2018 (arXiv:1802.01436).
 
-Conventions follow CompressAI so that published λ values mean the same thing here:
-D = 255²·MSE for MSE training and D = 1 − MS-SSIM for MS-SSIM training (Wang et al. 2003);
-R is the estimated rate in bits per pixel, −Σ log2 p / (H·W) over all latents of a sample.
+Rate and distortion are normalised per modality, so that λ means what the field's published values
+mean. Images follow CompressAI: R in bits per pixel, −Σ log2 p / (H·W) over all latents of a
+sample, D = 255²·MSE for MSE training and D = 1 − MS-SSIM for MS-SSIM training (Wang et al. 2003).
+Video counts bits per pixel over all frames (T·H·W), D = 255²·MSE. Audio counts bits per sample
+frame (T), D = 32768²·MSE, the squared error in 16-bit PCM steps, and reports the SNR.
 Everything is computed in float32, whatever precision the codec ran in.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -17,6 +20,10 @@ from lnc.entropy.errors import InputError
 from lnc.entropy.rate import bits_per_pixel
 
 DISTORTIONS = ("mse", "ms-ssim")
+RATE_KEYS = {"image": "bpp", "video": "bpp", "audio": "bits_per_sample"}
+"""The name of the rate term per modality: what R is divided by."""
+PEAKS = {"image": 255.0, "video": 255.0, "audio": 32768.0}
+"""D = peak²·MSE: the squared error in steps of the 8-bit (images, video) or 16-bit (audio) output."""
 
 
 def psnr(mse: Tensor, peak: float = 1.0) -> Tensor:
@@ -38,32 +45,44 @@ class RateDistortionLoss(nn.Module):
     """λ·D + R averaged over the batch, with λ a scalar or one value per sample (variable-rate training).
 
     Args:
-        distortion: ``"mse"``, ``"ms-ssim"``, or a mix ``{"mse": w1, "ms-ssim": w2}`` giving
-            D = w1·255²·MSE + w2·(1 − MS-SSIM).
+        distortion: ``"mse"``, ``"ms-ssim"`` (images), or a mix ``{"mse": w1, "ms-ssim": w2}``
+            giving D = w1·255²·MSE + w2·(1 − MS-SSIM).
+        modality: ``"image"``, ``"video"`` or ``"audio"``: what the rate is counted per and the
+            peak of the distortion (module docstring).
     """
 
-    def __init__(self, distortion: str | Mapping[str, float] = "mse") -> None:
+    def __init__(self, distortion: str | Mapping[str, float] = "mse", modality: str = "image") -> None:
         super().__init__()
         weights = {distortion: 1.0} if isinstance(distortion, str) else dict(distortion)
         unknown = set(weights) - set(DISTORTIONS)
         if unknown or not weights:
             raise InputError(f"distortion must be one of {DISTORTIONS} or a mix of them, got {distortion!r}")
+        if modality not in RATE_KEYS:
+            raise InputError(f"modality must be one of {tuple(RATE_KEYS)}, got {modality!r}")
+        if "ms-ssim" in weights and modality != "image":
+            raise InputError(f"MS-SSIM is a distortion of images, not of {modality}")
         self.weights = weights
+        self.modality = modality
 
     def forward(self, output: Mapping, target: Tensor, lmbda: Tensor | float) -> dict[str, Tensor]:
         """Loss and its terms (batch means) for the codec ``output`` of ``target``."""
         x_hat = output["x_hat"].float()
         x = target.float()
-        bpp = bits_per_pixel(output["likelihoods"], x.shape[-2] * x.shape[-1])
+        # Every dimension after the channels: H·W pixels, T·H·W pixels of a clip, T samples.
+        rate = bits_per_pixel(output["likelihoods"], math.prod(x.shape[2:]))
         mse = (x_hat - x).pow(2).flatten(1).mean(1)
-        terms = {"bpp": bpp.mean(), "mse": mse.mean(), "psnr": psnr(mse).mean()}
+        terms = {RATE_KEYS[self.modality]: rate.mean(), "mse": mse.mean()}
+        if self.modality == "audio":
+            terms["snr"] = psnr(mse, peak=1.0).sub(psnr(x.pow(2).flatten(1).mean(1), peak=1.0)).mean()
+        else:
+            terms["psnr"] = psnr(mse).mean()
         distortion = torch.zeros_like(mse)
         if "mse" in self.weights:
-            distortion = distortion + self.weights["mse"] * 255.0**2 * mse
+            distortion = distortion + self.weights["mse"] * PEAKS[self.modality] ** 2 * mse
         if "ms-ssim" in self.weights:
             similarity = ms_ssim_per_sample(x_hat, x)
             distortion = distortion + self.weights["ms-ssim"] * (1.0 - similarity)
             terms["ms-ssim"] = similarity.mean()
-        terms["loss"] = (lmbda * distortion + bpp).mean()
+        terms["loss"] = (lmbda * distortion + rate).mean()
         return terms
 

@@ -1,4 +1,4 @@
-"""The rate–distortion LightningModule: one training recipe for every lnc image codec.
+"""The rate–distortion LightningModule: one training recipe for every lnc codec, of any modality.
 
 Per step: sample each item's rate point (variable-rate codecs, Cui et al. 2021, arXiv:2003.02012)
 and its λ, minimise λ·D + R with Adam on the transforms and entropy models, then take one Adam step
@@ -19,7 +19,7 @@ from pytorch_lightning import LightningModule
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
-from lnc.codecs.base import ImageCodec
+from lnc.codecs.base import Codec
 from lnc.entropy.errors import InputError
 from lnc.train.losses import RateDistortionLoss
 
@@ -29,7 +29,7 @@ COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932
 Schedule = Literal["constant", "multistep", "cosine"]
 
 
-def codec_spec(codec: ImageCodec) -> dict[str, Any]:
+def codec_spec(codec: Codec) -> dict[str, Any]:
     """``{"class_path", "init_args"}`` that rebuilds ``codec``'s architecture (stored in checkpoints)."""
     cls = type(codec)
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(codec.config)}
@@ -49,7 +49,7 @@ def lr_factor(
     return warm
 
 
-def load_initial_weights(codec: ImageCodec, name: str) -> dict[str, Any]:
+def load_initial_weights(codec: Codec, name: str) -> dict[str, Any]:
     """Copy the weights of a saved codec (shipped name or path) into ``codec``; returns their
     provenance (name, weights hash, training steps, what was grown) for the checkpoint.
 
@@ -108,7 +108,7 @@ class RDModule(LightningModule):
 
     def __init__(
         self,
-        codec: ImageCodec,
+        codec: Codec,
         distortion: str | dict[str, float] = "mse",
         lmbda: float = 0.0130,
         lmbdas: list[float] | None = None,
@@ -130,7 +130,7 @@ class RDModule(LightningModule):
         self.codec = codec
         if init_weights is not None:
             self.save_hyperparameters({"init_from": load_initial_weights(codec, init_weights)})
-        self.criterion = RateDistortionLoss(distortion)
+        self.criterion = RateDistortionLoss(distortion, codec.modality)
         points = codec.rate_points
         if points:
             if lmbdas is None:
@@ -174,7 +174,7 @@ class RDModule(LightningModule):
         if self.global_step % self.trainer.log_every_n_steps == 0:
             for name, value in terms.items():
                 if name != "loss":
-                    self.log(f"train/{name}", value.detach(), prog_bar=name in ("bpp", "psnr"))
+                    self.log(f"train/{name}", value.detach(), prog_bar=name in ("bpp", "psnr", "bits_per_sample", "snr"))
             self.log("train/lr", optimizer.param_groups[0]["lr"])
 
     def _aux_step(self, aux_optimizer: torch.optim.Optimizer) -> Tensor:
@@ -225,7 +225,7 @@ class RDModule(LightningModule):
         return [main, aux], [{"scheduler": scheduler, "interval": "step"}]
 
 
-def codec_from_checkpoint(path: str | os.PathLike, use_ema: bool = True) -> tuple[ImageCodec, dict[str, str]]:
+def codec_from_checkpoint(path: str | os.PathLike, use_ema: bool = True) -> tuple[Codec, dict[str, str]]:
     """The codec of a training checkpoint (its EMA weights when present and ``use_ema``), tables built,
     with provenance metadata for :func:`lnc.codecs.registry.save_codec`."""
     try:
@@ -240,7 +240,7 @@ def codec_from_checkpoint(path: str | os.PathLike, use_ema: bool = True) -> tupl
         raise InputError(f"{path}: no codec hyper-parameters (not a checkpoint of lnc train)")
     module_name, _, class_name = spec["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, ImageCodec)):
+    if not (isinstance(cls, type) and issubclass(cls, Codec)):
         raise InputError(f"{path}: {spec['class_path']} is not an lnc codec class")
     codec = cls(**(spec.get("init_args") or {}))
     state = {k.removeprefix("codec."): v for k, v in ckpt["state_dict"].items() if k.startswith("codec.")}

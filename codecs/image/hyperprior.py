@@ -15,16 +15,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lnc.codecs.base import ImageCodec
-from lnc.codecs.gain import GainUnit
+from lnc.codecs.base import Decoders, Encoders, ImageCodec
 from lnc.codecs.image.transforms import analysis_transform, synthesis_transform
-from lnc.codecs.layers import conv, deconv
+from lnc.codecs.latent import EntropyBottleneckLatentCodec, GaussianConditionalLatentCodec, HyperpriorLatentCodec
+from lnc.codecs.latent.base import LatentCodec
+from lnc.codecs.layers import GainUnit, apply_gain, conv, deconv
+from lnc.codecs.registry import register
 from lnc.entropy.bottleneck import EntropyBottleneck
 from lnc.entropy.gaussian import GaussianConditional
-
-
-def _apply(unit: GainUnit | None, which: str, t: Tensor, q: Tensor) -> Tensor:
-    return t if unit is None else t * getattr(unit, which)(q)
 
 
 def _hyper_analysis(M: int, N: int, activation: type[nn.Module]) -> nn.Sequential:
@@ -35,7 +33,8 @@ def _hyper_analysis(M: int, N: int, activation: type[nn.Module]) -> nn.Sequentia
 
 
 class _Hyperprior(ImageCodec):
-    """Shared body of the hyperprior codecs; subclasses define ``h_a``, ``h_s`` and the parameters.
+    """Shared body of the hyperprior codecs; subclasses define ``h_a``, ``h_s``, the parameters
+    and set ``latent_codec`` (usually :meth:`_hyperprior` around a codec of ``y``).
 
     Args:
         N, M: channels of the hyper latent ``z`` and of the latent ``y``.
@@ -44,6 +43,9 @@ class _Hyperprior(ImageCodec):
             gradient while the rate keeps the noise proxy (Minnen & Singh 2020, arXiv:2007.08739),
             so the synthesis learns on what it will decode. Evaluation and coding are unchanged.
     """
+
+    stream_strides = {"z": 64, "y": 16}
+    latent_codec: LatentCodec
 
     def __init__(self, N: int, M: int, rate_points: int, mixed_quantization: bool = False) -> None:
         super().__init__(rate_points)
@@ -56,68 +58,40 @@ class _Hyperprior(ImageCodec):
         self.gain = GainUnit(rate_points, M, init_range=(0.3, 3.0)) if rate_points else None
         self.hyper_gain = GainUnit(rate_points, N) if rate_points else None
 
+    def _hyperprior(self, main: LatentCodec) -> HyperpriorLatentCodec:
+        """``z`` by the entropy bottleneck, then ``main`` conditioned on :meth:`hyper_side`."""
+        return HyperpriorLatentCodec(EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z"), main, self.hyper_side)
+
+    def _gaussian(self) -> GaussianConditionalLatentCodec:
+        return GaussianConditionalLatentCodec(self.gaussian_conditional, "y", self.mixed_quantization)
+
     def _hyper_input(self, y: Tensor) -> Tensor:
         return y
 
-    def entropy_parameters(self, z_hat: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Scales and means (or None) of the Gaussian over ``y`` predicted from ``ẑ``."""
+    def hyper_side(self, z_hat: Tensor, q: Tensor) -> Any:
+        """What ``ẑ`` tells the latent codec of ``y`` (at qualities ``q``)."""
         raise NotImplementedError
 
     def analyse(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
-        y = _apply(self.gain, "gain", self.g_a(x), q)
-        z = _apply(self.hyper_gain, "gain", self.h_a(self._hyper_input(y)), q)
+        y = apply_gain(self.gain, self.g_a(x), q)
+        z = apply_gain(self.hyper_gain, self.h_a(self._hyper_input(y)), q)
         return {"y": y, "z": z}
 
-    def _parameters_from(self, z_hat: Tensor, q: Tensor) -> tuple[Tensor, Tensor | None]:
-        return self.entropy_parameters(_apply(self.hyper_gain, "inverse_gain", z_hat, q))
+    def _synthesise(self, y_hat: Tensor, q: Tensor) -> Tensor:
+        return self.g_s(apply_gain(self.gain, y_hat, q, inverse=True))
 
     def forward_latents(self, latents: dict[str, Tensor], q: Tensor) -> dict[str, Any]:
-        z_hat, z_likelihoods = self.entropy_bottleneck(latents["z"])
-        scales, means = self._parameters_from(z_hat, q)
-        return self._training_output(latents["y"], scales, means, q, z_likelihoods)
+        y_hat, likelihoods = self.latent_codec(latents, q)
+        return {"x_hat": self._synthesise(y_hat, q), "likelihoods": likelihoods}
 
-    def _training_output(
-        self, y: Tensor, scales: Tensor, means: Tensor | None, q: Tensor, z_likelihoods: Tensor
-    ) -> dict[str, Any]:
-        """``forward``'s result once the Gaussian over ``y`` is known."""
-        y_hat, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
-        if self.mixed_quantization and self.training:
-            # The rate keeps its noisy proxy; g_s sees the rounded latents it will decode from.
-            y_hat = self.gaussian_conditional.quantize(y, "ste", means)
-        x_hat = self.g_s(_apply(self.gain, "inverse_gain", y_hat, q))
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+    def code_latents(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
+        self.latent_codec.compress(latents, q, encoders)
 
-    def _code_z(
-        self, x: Tensor, quality: Tensor | float | None, latents: dict[str, Tensor] | None
-    ) -> tuple[Tensor, Tensor, list[bytes], Tensor]:
-        """The first half of :meth:`compress`: qualities, ``y``, the strings of ``z`` and ``ẑ`` as the
-        decoder will decode it (the encoder must derive the Gaussian over ``y`` from that, too)."""
-        q = self.quality_tensor(quality, x.shape[0], x.device)
-        latents = self._latents(x, q, latents)
-        z_strings = self.entropy_bottleneck.compress(latents["z"])
-        z_hat = self.entropy_bottleneck.decompress(z_strings, latents["z"].shape[-2:])
-        return q, latents["y"], z_strings, z_hat
-
-    def compress(
-        self, x: Tensor, quality: Tensor | float | None = None, latents: dict[str, Tensor] | None = None
-    ) -> dict[str, Any]:
-        q, y, z_strings, z_hat = self._code_z(x, quality, latents)
-        scales, means = self._parameters_from(z_hat, q)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
-        return {"strings": {"z": z_strings, "y": y_strings}, "shape": tuple(z_hat.shape[-2:])}
-
-    def decompress(
-        self, strings: dict[str, list[bytes]], shape: tuple[int, int], quality: Tensor | float | None = None
-    ) -> Tensor:
-        z_hat = self.entropy_bottleneck.decompress(strings["z"], shape)
-        q = self.quality_tensor(quality, z_hat.shape[0], z_hat.device)
-        scales, means = self._parameters_from(z_hat, q)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_hat = self.gaussian_conditional.decompress(strings["y"], indexes, dtype=z_hat.dtype, means=means)
-        return self.g_s(_apply(self.gain, "inverse_gain", y_hat, q)).clamp_(0, 1)
+    def decode_latents(self, decoders: Decoders, shapes: dict[str, tuple[int, ...]], q: Tensor) -> Tensor:
+        return self._synthesise(self.latent_codec.decompress(decoders, shapes, q), q).clamp_(0, 1)
 
 
+@register
 class ScaleHyperprior(_Hyperprior):
     """Scale hyperprior: ``z`` predicts the standard deviation of each latent (zero mean)."""
 
@@ -134,14 +108,17 @@ class ScaleHyperprior(_Hyperprior):
             conv(N, M, 3, 1),
             nn.ReLU(inplace=True),
         )
+        self.latent_codec = self._hyperprior(self._gaussian())
 
     def _hyper_input(self, y: Tensor) -> Tensor:
         return torch.abs(y)
 
-    def entropy_parameters(self, z_hat: Tensor) -> tuple[Tensor, Tensor | None]:
-        return self.h_s(z_hat), None
+    def hyper_side(self, z_hat: Tensor, q: Tensor) -> tuple[Tensor, None]:
+        """Scales (zero means)."""
+        return self.h_s(apply_gain(self.hyper_gain, z_hat, q, inverse=True)), None
 
 
+@register
 class MeanScaleHyperprior(_Hyperprior):
     """Mean-scale hyperprior: ``z`` predicts a mean and a standard deviation per latent."""
 
@@ -157,7 +134,13 @@ class MeanScaleHyperprior(_Hyperprior):
             nn.LeakyReLU(inplace=True),
             conv(M * 3 // 2, M * 2, 3, 1),
         )
+        self.latent_codec = self._hyperprior(self._gaussian())
 
-    def entropy_parameters(self, z_hat: Tensor) -> tuple[Tensor, Tensor | None]:
-        scales, means = self.h_s(z_hat).chunk(2, 1)
+    def hyper_features(self, z_hat: Tensor, q: Tensor) -> Tensor:
+        """``h_s`` of ``ẑ``: ``2M`` channels, the scales then the means."""
+        return self.h_s(apply_gain(self.hyper_gain, z_hat, q, inverse=True))
+
+    def hyper_side(self, z_hat: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+        """Scales and means."""
+        scales, means = self.hyper_features(z_hat, q).chunk(2, 1)
         return scales, means

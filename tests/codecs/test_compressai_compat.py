@@ -9,7 +9,7 @@ import torch
 from compressai.zoo import bmshj2018_factorized, bmshj2018_hyperprior, mbt2018_mean
 
 from lnc.codecs import from_compressai
-from lnc.tools.image_pipeline import padded
+from lnc.tools.pipeline.image import padded
 
 ZOO = {
     "bmshj2018-factorized": bmshj2018_factorized,
@@ -57,9 +57,10 @@ def test_bitstream_size_within_one_percent(name, kodim):
     with torch.no_grad():
         ours = codec.compress(x)
         theirs = reference.compress(x)
-        x_hat = codec.decompress(ours["strings"], ours["shape"])
+        x_hat = codec.decompress(ours)
         reference_hat = reference.decompress(theirs["strings"], theirs["shape"])["x_hat"]
-    our_bytes = sum(len(s[0]) for s in ours["strings"].values())
+    assert ours.batch == 1 and len(ours.streams) == len(theirs["strings"])
+    our_bytes = sum(len(s.strings[0]) for s in ours.streams.values())
     their_bytes = sum(len(s[0]) for s in theirs["strings"])
     assert abs(our_bytes - their_bytes) <= 0.01 * their_bytes, (our_bytes, their_bytes)
     # Same quantised latents → the same reconstruction as CompressAI's decoder.

@@ -30,7 +30,7 @@ def test_mixed_quantization_rounds_the_synthesis_input_only(cls, kodim):
     latents = codec.analyse(x, q)
     y, z = latents["y"], latents["z"]
     z_hat, _ = codec.entropy_bottleneck(z)
-    scales, means = codec._parameters_from(z_hat, q)
+    scales, means = codec.hyper_side(z_hat, q)
     y_rounded = torch.round(y - means) + means if means is not None else torch.round(y)
     expected = codec.g_s(y_rounded * codec.gain.inverse_gain(q))
     torch.testing.assert_close(mixed["x_hat"], expected, rtol=0, atol=1e-6)

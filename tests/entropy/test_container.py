@@ -30,7 +30,7 @@ from lnc.entropy.container import (
     write_file,
 )
 from lnc.entropy.errors import BitstreamError, LncError
-from lnc.tools.datasets import data_root
+from lnc.tools.eval.datasets import data_root
 
 FLT_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
 HASH = bytes.fromhex("0123456789abcdef")
@@ -271,7 +271,9 @@ def mutated(**override: bytes) -> bytes:
 # Files with a correct CRC whose structure is wrong: the size and range checks must catch them.
 STRUCTURAL = {
     "magic": (mutated(magic=b"\x89PNG"), r"not an .lnc file: starts with b'\\x89PNG'"),
-    "version": (mutated(version=b"\x02"), r"unsupported .lnc version 2 \(this lnc reads version 1\)"),
+    "version": (mutated(version=b"\x03"), r"unsupported .lnc version 3 \(this lnc reads versions 1 and 2\)"),
+    # Version 2 is chunked (lnc.entropy.chunked): the single-table reader refuses it by name.
+    "version-2": (mutated(version=b"\x02"), r"a version-2 .lnc file is chunked: read it with ChunkReader"),
     "modality": (mutated(modality=b"\x04"), "unknown modality 4"),
     "flags": (mutated(flags=b"\x87"), "unknown geometry flags 0x87"),
     "codec-len-0": (mutated(codec=b"\x00"), r"codec name length 0 outside 1..64"),

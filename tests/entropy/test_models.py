@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck as RefBottleneck
 from compressai.entropy_models import GaussianConditional as RefGaussian
+from compressai.models.google import get_scale_table as compressai_scale_table
 
 from lnc.entropy.bottleneck import EntropyBottleneck
 from lnc.entropy.gaussian import GaussianConditional, LaplaceConditional, get_scale_table
@@ -236,8 +237,13 @@ def test_coding_without_tables_is_an_error():
     gaussian = GaussianConditional(None)
     with pytest.raises(RuntimeError, match="update"):
         gaussian.decompress([b""], torch.zeros(1, 2, dtype=torch.int32))
-    with pytest.raises(RuntimeError, match="scale_table"):
-        gaussian.update()
+    # Without a scale table, update() takes CompressAI's default one, as its models' update() does.
+    assert gaussian.update() and gaussian.has_tables
+    assert torch.equal(gaussian.scale_table, compressai_scale_table())
+    explicit = GaussianConditional(get_scale_table())
+    assert explicit.update()
+    for name in ("_quantized_cdf", "_cdf_length", "_offset"):
+        assert torch.equal(getattr(gaussian, name), getattr(explicit, name)), name
 
 
 def test_update_is_idempotent_and_deterministic(fitted):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from lnc.entropy.errors import InputError
-from lnc.tools import baselines, metrics
+from lnc.tools.eval import image_baselines as baselines, image_metrics as metrics
 
 # File signatures: each codec must produce its real format, not something Pillow would also read.
 MAGIC = {

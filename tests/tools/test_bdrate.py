@@ -10,9 +10,9 @@ from scipy.integrate import quad
 from scipy.interpolate import PchipInterpolator
 
 from lnc.entropy.errors import InputError, LncError
-from lnc.tools import bdrate, results
+from lnc.tools.eval import bdrate, results
 from lnc.tools.cli import main
-from lnc.tools.datasets import anchors_root
+from lnc.tools.eval.datasets import anchors_root
 
 # The example RD data (kbps, Y-PSNR of x265 presets) shipped with the FAU-LMS `bjontegaard` package
 # (github.com/FAU-LMS/bjontegaard, example_usage.py), whose pchip reproduces the JCT-VC CTC Excel

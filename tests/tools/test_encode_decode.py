@@ -14,10 +14,11 @@ from PIL import Image
 
 from lnc.codecs import build_codec, load, save_codec
 from lnc.codecs.registry import DEFAULT_MODEL
-from lnc.entropy import container as lncfile
+from lnc.entropy.chunked import open_reader
 from lnc.tools.cli import main
-from lnc.tools import metrics
-from lnc.tools.image_pipeline import Picture, decode_bytes, encode_array, encode_picture, read_picture
+from lnc.tools.eval import image_metrics as metrics
+from lnc.tools.io.image import read_picture
+from lnc.tools.pipeline.image import TILE, decode_bytes, decode_picture, encode_array, encode_picture
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,9 @@ def test_stdin_stdout(tmp_path, kodak_paths, capfdbinary, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     assert main(["encode", "-", "-o", "-", "-q", "2"]) == 0
     stream = capfdbinary.readouterr().out
-    assert lncfile.read(stream).header.width == 768
+    with open_reader(stream) as reader:
+        assert reader.version == 2 and reader.header.width == 768 and reader.header.height == 512
+        assert len(list(reader.chunks())) == 1 and reader.extras() == {}  # whole and CRC-checked
 
 
 def test_grayscale_and_alpha_policy(tmp_path, kodim, codec):
@@ -76,9 +79,9 @@ def test_grayscale_and_alpha_policy(tmp_path, kodim, codec):
     picture = read_picture(buffer.getvalue())
     assert picture.channels == 1
     data = encode_picture(picture, codec, 4)
-    from lnc.tools.image_pipeline import decode_container
-
-    decoded = decode_container(lncfile.read(data), codec).to_image()
+    with open_reader(data) as reader:
+        assert reader.header.channels == 1
+        decoded = decode_picture(reader, codec).to_image()
     assert decoded.mode == "L" and decoded.size == gray.size
 
     rgba = Image.fromarray(kodim(4)[:200, :300]).convert("RGBA")
@@ -87,7 +90,9 @@ def test_grayscale_and_alpha_policy(tmp_path, kodim, codec):
     buffer = io.BytesIO()
     rgba.save(buffer, format="PNG")
     picture = read_picture(buffer.getvalue())
-    out = decode_container(lncfile.read(encode_picture(picture, codec, 4)), codec)
+    with open_reader(encode_picture(picture, codec, 4)) as reader:
+        out = decode_picture(reader, codec)
+        assert reader.header.channels == 4 and set(reader.extras()) == {"alpha"}
     assert np.array_equal(out.alpha, alpha)  # alpha is lossless
 
 
@@ -96,8 +101,13 @@ def test_large_image_is_tiled(data_dir, codec):
     h, w = picture.rgb.shape[:2]
     assert h > 1024 and w > 1024
     data = encode_picture(picture, codec, 3)
-    sections = [name for name, _ in lncfile.read(data).sections]
-    assert {"z0", "z1", "z2", "z3"} <= set(sections)  # one independent stream set per tile
+    with open_reader(data) as reader:
+        assert reader.layout.span == TILE and reader.layout.streams == ("z", "y")
+        chunks = list(reader.chunks())
+    # One chunk per tile, row-major, each an independent stream set.
+    assert len(chunks) == -(-h // TILE) * -(-w // TILE) >= 4
+    assert all(len(items) == 1 and set(items[0]) == {"z", "y"} for items in chunks)
+    assert all(len(s) > 0 for items in chunks for s in items[0].values())
     decoded = decode_bytes(data, codec)
     assert decoded.shape == (h, w, 3)
     psnr = metrics.psnr(decoded, picture.rgb)
@@ -109,7 +119,7 @@ def test_decode_is_identical_across_runs_and_threads(tmp_path, kodak_paths, code
     assert main(["encode", str(kodak_paths[6]), "-o", str(out), "-q", "5"]) == 0
     script = (
         "import sys, hashlib, torch; torch.set_num_threads(int(sys.argv[2]));"
-        "from lnc.codecs import load; from lnc.tools.image_pipeline import decode_bytes;"
+        "from lnc.codecs import load; from lnc.tools.pipeline.image import decode_bytes;"
         "print(hashlib.sha256(decode_bytes(open(sys.argv[1], 'rb').read(), load()).tobytes()).hexdigest())"
     )
     digests = {

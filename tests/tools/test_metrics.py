@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from lnc.entropy.errors import InputError
-from lnc.tools import metrics
+from lnc.tools.eval import image_metrics as metrics
 
 
 def test_psnr_of_a_constant_offset_is_20_log10_of_255_over_the_offset(kodim) -> None:

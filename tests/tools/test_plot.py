@@ -6,9 +6,10 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from lnc.tools import plot, plot_cmd, results
+from lnc.tools.cli import plot as plot_cmd
+from lnc.tools.eval import plot, results
 from lnc.tools.cli import main
-from lnc.tools.datasets import anchors_root
+from lnc.tools.eval.datasets import anchors_root
 
 KODAK = anchors_root() / "compressai" / "image" / "kodak"
 

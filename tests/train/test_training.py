@@ -92,9 +92,10 @@ def test_export_round_trip(tiny_run, tmp_path, kodim):
     x = torch.from_numpy(np.array(kodim(5)[:128, :192])).permute(2, 0, 1)[None].float().div(255)
     with torch.no_grad():
         coded = codec.compress(x)
-        x_hat = codec.decompress(coded["strings"], coded["shape"])
+        x_hat = codec.decompress(coded)
         estimate = codec(x)
-    bits = 8 * sum(len(s) for strings in coded["strings"].values() for s in strings)
+    assert set(coded.streams) == {"z", "y"} and coded.batch == 1
+    bits = 8 * sum(len(s) for stream in coded.streams.values() for s in stream.strings)
     est_bits = float(bits_per_pixel(estimate["likelihoods"], 1)[0])
     assert est_bits * 0.95 < bits < est_bits * 1.1 + 64, (bits, est_bits)
     assert torch.allclose(x_hat, estimate["x_hat"].clamp(0, 1), atol=1e-3)

@@ -1,4 +1,4 @@
-"""Layers shared by lnc's codecs: strided convolutions and (inverse) GDN."""
+"""Generalised divisive normalisation (GDN/IGDN) for signals of any dimension."""
 from __future__ import annotations
 
 import torch
@@ -7,24 +7,7 @@ from torch import Tensor, nn
 
 from lnc.entropy.bound_ops import LowerBound
 
-
-def conv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
-    """Convolution that downsamples by ``stride`` with 'same' padding."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
-
-
-def deconv(
-    in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2
-) -> nn.ConvTranspose2d:
-    """Transposed convolution that upsamples exactly by ``stride``."""
-    return nn.ConvTranspose2d(
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=stride,
-        padding=kernel_size // 2,
-        output_padding=stride - 1,
-    )
+_POINTWISE = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 class NonNegative(nn.Module):
@@ -53,7 +36,8 @@ class GDN(nn.Module):
     """Generalised divisive normalisation, ``y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)``.
 
     Ballé, Laparra & Simoncelli 2016 (arXiv:1511.06281); ``inverse=True`` gives IGDN, which
-    multiplies by the square root instead, for synthesis transforms.
+    multiplies by the square root instead, for synthesis transforms. Works on ``[B, C, ...]`` of any
+    number of trailing dimensions (audio, images, video).
     """
 
     def __init__(
@@ -69,6 +53,7 @@ class GDN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         channels = x.shape[1]
         beta = self.beta_reparam(self.beta)
-        gamma = self.gamma_reparam(self.gamma).reshape(channels, channels, 1, 1)
-        norm = F.conv2d(x * x, gamma, beta)
+        spatial = x.dim() - 2
+        gamma = self.gamma_reparam(self.gamma).reshape(channels, channels, *([1] * spatial))
+        norm = _POINTWISE[spatial](x * x, gamma, beta)  # β_i + Σ_j γ_ij x_j², a 1×1 convolution
         return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))

@@ -1,4 +1,6 @@
-"""``lnc eval``: a codec's rate-distortion curve on an image dataset, from real files.
+"""``lnc eval``: a codec's rate-distortion curve on a dataset of images or audio files, from real files.
+
+Audio codecs are measured by :mod:`lnc.tools.eval.audio` (bit rate in kbit/s, SNR). For images:
 
 Every image goes through the codec's real path, image → file bytes → image, and is measured
 the way CompressAI's ``eval_model`` and ``bench`` report results: bpp = 8·bytes / (H·W) of
@@ -18,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from lnc.entropy.errors import InputError
-from lnc.tools import baselines, datasets, metrics, results
+from lnc.tools.eval import datasets, image_baselines as baselines, image_metrics as metrics, results
 
 # Order of the result lists, as in CompressAI's files; the extra keys follow.
 _KEYS = (
@@ -45,7 +47,7 @@ class LearnedCodec:
 
     def __init__(self, model: str | None, refine: int = 0) -> None:
         from lnc import codecs
-        from lnc.tools import image_pipeline
+        from lnc.tools.pipeline import image as image_pipeline
 
         self.codec = codecs.load(model)
         self._pipeline = image_pipeline
@@ -175,7 +177,7 @@ def _positive_int(text: str) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="measure a codec's rate-distortion curve on an image dataset",
+        help="measure a codec's rate-distortion curve on a dataset of images or audio files",
         description=(
             "Encode and decode every image of a dataset at each rate point, measure bpp from the "
             "real file bytes and PSNR / MS-SSIM (/ LPIPS) on 8-bit RGB, and report the averages "
@@ -192,7 +194,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rate points (default: every point the model offers, or the codec's default sweep)",
     )
     parser.add_argument(
-        "--dataset", required=True, help="kodak, clic (under $LNC_DATA), or a folder of images"
+        "--dataset", required=True, help="kodak, clic (under $LNC_DATA), or a folder of images (or of audio files, for an audio model)"
     )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results here")
     parser.add_argument("--per-image", action="store_true", help="keep per-image values in the JSON")
@@ -203,11 +205,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _run_audio(args: argparse.Namespace, learned: LearnedCodec) -> int:
+    from lnc.tools.eval import audio
+
+    if args.refine:
+        raise InputError("--refine applies to image codecs only")
+    paths = audio.audio_paths(datasets.resolve(args.dataset), args.limit)
+    qualities = tuple(args.quality) if args.quality else learned.qualities
+    for quality in qualities:
+        learned.check_quality(quality)
+    curve = audio.evaluate(learned.codec, learned.label, learned.description, paths, qualities, args.per_image)
+    print(f"{curve.name} on {args.dataset} ({len(paths)} files)")
+    print(audio.summary_table(curve))
+    if args.json:
+        results.save(curve, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    paths = datasets.image_paths(args.dataset, args.limit)
     if args.codec and args.refine:
         raise InputError("--refine applies to learned codecs only")
     codec: RateCodec = baselines.get(args.codec) if args.codec else LearnedCodec(args.model, args.refine or 0)
+    if isinstance(codec, LearnedCodec) and codec.codec.modality == "audio":
+        return _run_audio(args, codec)
+    paths = datasets.image_paths(args.dataset, args.limit)
     qualities = tuple(args.quality) if args.quality else codec.qualities
     for quality in qualities:
         codec.check_quality(quality)

@@ -1,4 +1,4 @@
-"""The ``lnc`` command: one entry point, one module per subcommand.
+"""The ``lnc`` command: one entry point, one module per subcommand in this package.
 
 Each subcommand module exposes ``register(subparsers)``, which adds its parser and sets
 ``func=run`` on it. Every failure a user can cause surfaces as ``lnc: error: ...`` and exit 2.
@@ -10,17 +10,17 @@ import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-# Subcommand modules inside lnc.tools, in the order `lnc --help` lists them.
+# Subcommand modules inside lnc.tools.cli, in the order `lnc --help` lists them.
 COMMANDS = (
-    "encode_cmd",
-    "decode_cmd",
-    "info_cmd",
-    "models_cmd",
-    "eval_cmd",
-    "bdrate_cmd",
-    "plot_cmd",
-    "train_cmd",
-    "export_cmd",
+    "encode",
+    "decode",
+    "info",
+    "models",
+    "eval",
+    "bdrate",
+    "plot",
+    "train",
+    "export",
 )
 
 
@@ -39,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"lnc.tools.{name}")
+            module = importlib.import_module(f"lnc.tools.cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"lnc.tools.{name}":
+            if exc.name == f"lnc.tools.cli.{name}":
                 continue  # subcommand not part of this build
             raise
         module.register(sub)

@@ -1,6 +1,6 @@
 """Encode + decode time of one Kodak image with a learned codec, next to Pillow's JPEG and WebP.
 
-    python -m lnc.tools.bench_codec [-m MODEL] [--image kodim01.png] [-q Q] [--repeat 3] [--refine STEPS]
+    python -m lnc.tools.bench.codec [-m MODEL] [--image kodim01.png] [-q Q] [--repeat 3] [--refine STEPS]
 
 Prints a table of seconds (best of ``--repeat``) and the ratio to the classical codecs measured in
 the same run, on the same image; the time covers the whole file path (array → bytes → array).
@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from lnc.codecs import load
-from lnc.tools.datasets import resolve
-from lnc.tools.image_pipeline import decode_bytes, encode_array
+from lnc.tools.eval.datasets import resolve
+from lnc.tools.pipeline.image import decode_bytes, encode_array
 
 
 def _best(fn, repeat: int) -> tuple[float, object]:

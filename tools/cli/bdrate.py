@@ -6,7 +6,7 @@ import json
 import sys
 
 from lnc.entropy.errors import LncError
-from lnc.tools import bdrate, results
+from lnc.tools.eval import bdrate, results
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for path in args.tests:
         test = results.load(path)
+        if test.rate_key != anchor.rate_key:
+            raise LncError(f"{test.name} counts rate in {test.rate_key}, {anchor.name} in {anchor.rate_key}")
         try:
             found = bdrate.compare(*anchor_points, *test.points(args.metric), method=args.method)
         except LncError as exc:

@@ -1,4 +1,4 @@
-"""Rate-distortion plots: bpp against a quality metric, one line per results file.
+"""Rate-distortion plots: rate (bpp, or kbit/s for audio) against a quality metric, one line per results file.
 
 Built on a bare matplotlib ``Figure`` (Agg canvas), so no GUI backend or pyplot state is involved.
 Published anchors are drawn dashed and thinner, so the curves under test stand out.
@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from lnc.entropy.errors import InputError
-from lnc.tools.results import METRIC_LABELS, RDCurve
+from lnc.tools.eval.results import METRIC_LABELS, RATE_LABELS, RDCurve
 
 _MARKERS = "osD^vP*Xh<>p"
 
@@ -27,16 +27,19 @@ def rd_figure(
     figure = Figure(figsize=(7.0, 5.0), dpi=120, layout="constrained")
     axes = figure.add_subplot()
     for index, (curve, anchor) in enumerate(zip(curves, anchors)):
-        bpp, values = curve.points(metric)
+        rate, values = curve.points(metric)
         axes.plot(
-            bpp, values,
+            rate, values,
             linestyle="--" if anchor else "-",
             linewidth=1.2 if anchor else 1.8,
             marker=_MARKERS[index % len(_MARKERS)],
             markersize=4 if anchor else 5,
             label=f"{curve.name} (anchor)" if anchor else curve.name,
         )
-    axes.set_xlabel("Rate (bpp)")
+    rate_keys = {curve.rate_key for curve in curves}
+    if len(rate_keys) > 1:
+        raise InputError("cannot plot curves in bpp and in kbit/s on one axis")
+    axes.set_xlabel(RATE_LABELS[rate_keys.pop()] if rate_keys else "Rate")
     axes.set_ylabel(METRIC_LABELS[metric])
     axes.set_title(title or f"{METRIC_LABELS[metric]} vs rate")
     axes.grid(True, alpha=0.3)

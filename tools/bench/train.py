@@ -9,7 +9,7 @@ timed from its start to the next one's (synchronised on a GPU), runs alternate f
 the median step of all rounds is reported: bursts of background load on a shared machine then
 shift neither side.
 
-    python -m lnc.tools.bench_train [--batch 8 --crop 128 --steps 30 --device auto --threads N]
+    python -m lnc.tools.bench.train [--batch 8 --crop 128 --steps 30 --device auto --threads N]
 """
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def run_lnc(args: argparse.Namespace) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lnc.tools.bench_train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lnc.tools.bench.train", description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed steps, after --warmup steps")

@@ -36,12 +36,20 @@ class GainUnit(nn.Module):
         upper = (lower + 1).clamp(max=self.points - 1)
         frac = (q - lower.to(q.dtype)).unsqueeze(1)
         log_value = table[lower] * (1 - frac) + table[upper] * frac
-        return log_value.exp()[:, :, None, None]
+        return log_value.exp()
 
-    def gain(self, quality: Tensor) -> Tensor:
-        """Gain vectors shaped ``[B, C, 1, 1]`` for a batch of (continuous) qualities ``[B]``."""
-        return self._interpolate(self.log_gain, quality)
+    def gain(self, quality: Tensor, spatial_dims: int = 2) -> Tensor:
+        """Gain vectors shaped ``[B, C, 1, …]`` (``spatial_dims`` ones) for qualities ``[B]``."""
+        return self._interpolate(self.log_gain, quality)[(...,) + (None,) * spatial_dims]
 
-    def inverse_gain(self, quality: Tensor) -> Tensor:
-        """Inverse-gain vectors shaped ``[B, C, 1, 1]``."""
-        return self._interpolate(self.log_inverse_gain, quality)
+    def inverse_gain(self, quality: Tensor, spatial_dims: int = 2) -> Tensor:
+        """Inverse-gain vectors shaped ``[B, C, 1, …]``."""
+        return self._interpolate(self.log_inverse_gain, quality)[(...,) + (None,) * spatial_dims]
+
+
+def apply_gain(unit: GainUnit | None, t: Tensor, quality: Tensor, inverse: bool = False) -> Tensor:
+    """``t`` ``[B, C, …]`` scaled by the unit's (inverse) gain at ``quality``; unchanged without a unit."""
+    if unit is None:
+        return t
+    spatial = t.dim() - 2
+    return t * (unit.inverse_gain(quality, spatial) if inverse else unit.gain(quality, spatial))

@@ -16,7 +16,7 @@ from lnc.entropy.errors import InputError
 NAMED = {"kodak": "kodak", "clic": "clic"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]
 
 
 def data_root() -> Path:

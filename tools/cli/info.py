@@ -8,7 +8,8 @@ import os
 import sys
 
 from lnc.entropy import container
-from lnc.entropy.container import Container, Header, Modality
+from lnc.entropy.chunked import ChunkReader, open_reader
+from lnc.entropy.container import Header, Modality
 
 # Geometry fields worth showing per modality; any other field is shown only if not its default.
 _RELEVANT = {
@@ -17,6 +18,7 @@ _RELEVANT = {
     Modality.AUDIO: ("channels", "bit_depth", "frames", "sample_rate"),
     Modality.OTHER: (),
 }
+_MAX_CHUNK_ROWS = 16
 _GEOMETRY = [
     f for f in dataclasses.fields(Header) if f.name not in ("modality", "codec", "weights_hash", "quality")
 ]
@@ -33,18 +35,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def describe(c: Container, total_bytes: int) -> dict:
-    """The facts ``lnc info`` prints, as a JSON-ready dict (rates only where geometry defines them)."""
-    h = c.header
+def describe(reader: ChunkReader, total_bytes: int) -> dict:
+    """The facts ``lnc info`` prints, as a JSON-ready dict: header, stream layout, every chunk's
+    stream sizes (checked against its CRC), the extra sections, and the rate of the whole file."""
+    h, layout = reader.header, reader.layout
     info: dict = {
+        "version": reader.version,
         "modality": h.modality.name.lower(),
         "codec": h.codec,
         "weights_hash": h.weights_hash.hex(),
         "quality": h.quality,
     }
     info.update({f.name: getattr(h, f.name) for f in _GEOMETRY})
-    info["sections"] = [{"name": name, "bytes": len(payload)} for name, payload in c.sections]
-    info["overhead_bytes"] = total_bytes - sum(len(payload) for _, payload in c.sections)
+    info["streams"] = list(layout.streams)
+    info["chunk_span"] = layout.span
+    info["items_per_chunk"] = layout.items
+    info["chunks"] = [
+        [{"name": name, "bytes": len(payload)} for item in items for name, payload in item.items()]
+        for items in reader.chunks()
+    ]
+    info["extras"] = [{"name": name, "bytes": len(payload)} for name, payload in reader.extras().items()]
+    payload = sum(s["bytes"] for chunk in info["chunks"] for s in chunk) + sum(e["bytes"] for e in info["extras"])
+    info["overhead_bytes"] = total_bytes - payload
     info["total_bytes"] = total_bytes
     bits = 8 * total_bytes
     if h.modality in (Modality.IMAGE, Modality.VIDEO):
@@ -57,13 +69,20 @@ def describe(c: Container, total_bytes: int) -> dict:
 
 
 def _text(name: str, h: Header, info: dict) -> str:
-    rows = [("file", name), ("modality", info["modality"]), ("codec", h.codec)]
+    rows = [("file", name), ("version", str(info["version"])), ("modality", info["modality"]), ("codec", h.codec)]
     rows += [("weights hash", info["weights_hash"]), ("quality", str(h.quality))]
     for f in _GEOMETRY:
         value = getattr(h, f.name)
         if f.name in _RELEVANT[h.modality] or value != f.default:
             rows.append((f.name.replace("_", " "), f"{value:g}" if isinstance(value, float) else str(value)))
-    rows += [(f"section {s['name']}", f"{s['bytes']} B") for s in info["sections"]]
+    unit = {Modality.IMAGE: "px tiles"}.get(h.modality, "frames")
+    rows.append(("streams", f"{', '.join(info['streams'])}; {len(info['chunks'])} chunks of {info['chunk_span']} {unit}"
+                 + (f", {info['items_per_chunk']} items each" if info["items_per_chunk"] > 1 else "")))
+    for k, chunk in enumerate(info["chunks"][:_MAX_CHUNK_ROWS]):
+        rows.append((f"chunk {k}", ", ".join(f"{s['name']} {s['bytes']} B" for s in chunk)))
+    if len(info["chunks"]) > _MAX_CHUNK_ROWS:
+        rows.append(("", f"… {len(info['chunks']) - _MAX_CHUNK_ROWS} more chunks (--json lists all)"))
+    rows += [(f"extra {e['name']}", f"{e['bytes']} B") for e in info["extras"]]
     rows += [("overhead", f"{info['overhead_bytes']} B"), ("total", f"{info['total_bytes']} B")]
     if "bpp" in info:
         rows.append(("bits per pixel", f"{info['bpp']:.4f}"))
@@ -74,14 +93,16 @@ def _text(name: str, h: Header, info: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+
     if args.file == "-":
         data = sys.stdin.buffer.read(container.MAX_FILE_BYTES + 1)
-        c, total, name = container.read(data), len(data), "<stdin>"
+        source, total, name = data, len(data), "<stdin>"
     else:
-        c, total, name = container.read_file(args.file), os.path.getsize(args.file), args.file
-    info = describe(c, total)
+        source, total, name = args.file, os.path.getsize(args.file), args.file
+    with open_reader(source) as reader:
+        info = describe(reader, total)
     if args.json:
         print(json.dumps({"file": name, **info}, indent=2))
     else:
-        print(_text(name, c.header, info))
+        print(_text(name, reader.header, info))
     return 0

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-from lnc.entropy.container import atomic_write
+from lnc.entropy.container import atomic_open
 from lnc.entropy.errors import LncError
 
 
@@ -36,13 +39,22 @@ def check_output(path: str, force: bool) -> None:
         raise LncError(f"cannot write {path}: folder {folder} is not writable")
 
 
-def write_output(path: str, data: bytes, force: bool) -> None:
-    """Write ``data`` to stdout (``-``) or atomically to ``path``: never a partial file."""
+@contextmanager
+def open_output(path: str, force: bool) -> Iterator[BinaryIO]:
+    """A binary stream to write ``path`` through piece by piece: stdout for ``-``, else an
+    atomic file that appears complete when the block ends, and never partially."""
     if path == "-":
-        sys.stdout.buffer.write(data)
+        yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     try:
-        atomic_write(path, data, force=force)
+        with atomic_open(path, force=force) as f:
+            yield f
     except OSError as exc:
         raise LncError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def write_output(path: str, data: bytes, force: bool) -> None:
+    """Write ``data`` to stdout (``-``) or atomically to ``path``: never a partial file."""
+    with open_output(path, force) as f:
+        f.write(data)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lnc.entropy.errors import InputError
-from lnc.tools import datasets, results
+from lnc.tools.eval import datasets, results
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,7 +36,7 @@ def figure(
     files: list[Path], anchors: list[Path], metric: str = "psnr-rgb", title: str | None = None
 ) -> Figure:
     """The RD figure of ``files`` then ``anchors``; files inside the anchors folder count as anchors."""
-    from lnc.tools import plot
+    from lnc.tools.eval import plot
 
     if not files and not anchors:
         raise InputError("nothing to plot: give at least one results JSON")
@@ -46,7 +46,7 @@ def figure(
 
 
 def run(args: argparse.Namespace) -> int:
-    from lnc.tools import plot
+    from lnc.tools.eval import plot
 
     plot.save(figure(args.files, args.anchor, args.metric, args.title), args.output)
     print(f"wrote {args.output}")

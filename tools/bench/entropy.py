@@ -4,7 +4,7 @@ All coders get the same Gaussian symbols; lnc and CompressAI also get the identi
 CompressAI's ``GaussianConditional`` with its 64-scale table, constriction models each symbol
 as a ``QuantizedGaussian`` with the symbol's own scale. Times are the best of ``--repeats``
 runs of one call, the coders taking turns; CompressAI's list arguments are built outside the
-timer (its API wants lists), which favours it. Run: ``python -m lnc.tools.bench_entropy [--symbols N]``.
+timer (its API wants lists), which favours it. Run: ``python -m lnc.tools.bench.entropy [--symbols N]``.
 """
 from __future__ import annotations
 

@@ -16,12 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from lnc.entropy.errors import InputError
-from lnc.tools.metrics import ms_ssim_db
+from lnc.tools.eval.image_metrics import ms_ssim_db
 
-METRICS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db")
+METRICS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "snr")
 METRIC_LABELS = {
-    "psnr-rgb": "PSNR-RGB (dB)", "ms-ssim-rgb": "MS-SSIM-RGB", "ms-ssim-rgb-db": "MS-SSIM-RGB (dB)"
+    "psnr-rgb": "PSNR-RGB (dB)", "ms-ssim-rgb": "MS-SSIM-RGB", "ms-ssim-rgb-db": "MS-SSIM-RGB (dB)",
+    "snr": "SNR (dB)",
 }
+RATE_KEYS = ("bpp", "bitrate")
+"""The rate of a curve: bits per pixel (images, video), else ``bitrate`` in kbit/s (audio)."""
+RATE_LABELS = {"bpp": "Rate (bpp)", "bitrate": "Bit rate (kbit/s)"}
 _ALIASES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb", "ms-ssim-db-rgb": "ms-ssim-rgb-db"}
 
 
@@ -34,8 +38,14 @@ class RDCurve:
     results: dict[str, list[float]] = field(default_factory=dict)
     per_image: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
+    @property
+    def rate_key(self) -> str:
+        """``"bpp"`` where the curve has it, else ``"bitrate"``."""
+        return next(key for key in RATE_KEYS if key in self.results)
+
     def points(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(bpp, metric values)`` sorted by bpp; ``ms-ssim-rgb-db`` derived from MS-SSIM if needed."""
+        """``(rate, metric values)`` sorted by rate (:attr:`rate_key`); ``ms-ssim-rgb-db`` derived
+        from MS-SSIM if needed."""
         if metric not in METRICS:
             raise InputError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
         values = self.results.get(metric)
@@ -44,9 +54,9 @@ class RDCurve:
         if values is None:
             have = ", ".join(k for k in METRICS if k in self.results) or "none"
             raise InputError(f"{self.name}: no {metric} values (has: {have})")
-        bpp = np.asarray(self.results["bpp"], dtype=np.float64)
-        order = np.argsort(bpp, kind="stable")
-        return bpp[order], np.asarray(values, dtype=np.float64)[order]
+        rate = np.asarray(self.results[self.rate_key], dtype=np.float64)
+        order = np.argsort(rate, kind="stable")
+        return rate[order], np.asarray(values, dtype=np.float64)[order]
 
     def to_json(self) -> dict:
         """The CompressAI-format dictionary; ``per-image`` only when per-image values were kept."""
@@ -61,14 +71,15 @@ def _normalise(results: dict, source: Path) -> dict[str, list[float]]:
     for key, values in results.items():
         if isinstance(values, list) and all(isinstance(v, (int, float)) for v in values):
             out[_ALIASES.get(key, key)] = [float(v) for v in values]
-    bpp = out.get("bpp")
-    if not bpp:
-        raise InputError(f"{source}: no 'bpp' list in the results")
-    for key, values in out.items():
-        if len(values) != len(bpp):
-            raise InputError(f"{source}: '{key}' has {len(values)} values but 'bpp' has {len(bpp)}")
-    if not all(math.isfinite(b) and b > 0 for b in bpp):
-        raise InputError(f"{source}: bpp values must be finite and positive")
+    key = next((k for k in RATE_KEYS if out.get(k)), None)
+    if key is None:
+        raise InputError(f"{source}: no 'bpp' or 'bitrate' list in the results")
+    rate = out[key]
+    for name, values in out.items():
+        if len(values) != len(rate):
+            raise InputError(f"{source}: '{name}' has {len(values)} values but '{key}' has {len(rate)}")
+    if not all(math.isfinite(b) and b > 0 for b in rate):
+        raise InputError(f"{source}: {key} values must be finite and positive")
     return out
 
 

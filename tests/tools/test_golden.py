@@ -1,0 +1,49 @@
+"""Files written by an earlier release still decode to the same PNG bytes, and the same crops now
+code into files no larger (``tests/data/golden``: container version 1, one stream per checkerboard pass)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lnc.tools.cli import main
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
+RECORDS = json.loads((GOLDEN / "decoded.json").read_text())
+
+
+def _crop(data_dir: Path, source: dict) -> Image.Image:
+    """The crop a golden file was encoded from, rebuilt as its ``source`` record describes."""
+    rgb = np.asarray(Image.open(data_dir / source["image"]).convert("RGB"))
+    (top, bottom), (left, right) = source["rows"], source["cols"]
+    image = Image.fromarray(rgb[top:bottom, left:right])
+    if source["mode"] in ("RGB", "L"):
+        return image.convert(source["mode"])
+    if source["mode"] == "LA":
+        image = image.convert("L")
+    elif source["mode"] == "RGBA":
+        image = image.convert("RGBA")
+    ramp = Image.fromarray(np.tile(np.linspace(0, 255, 192).astype(np.uint8), (128, 1)))
+    image.putalpha(ramp if image.size == ramp.size else ramp.resize(image.size))
+    return image
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_golden_file_decodes_to_the_same_png_and_recodes_no_larger(name, data_dir, tmp_path):
+    record = RECORDS[name]
+    decoded = tmp_path / "decoded.png"
+    assert main(["decode", str(GOLDEN / name), "-o", str(decoded)]) == 0
+    assert hashlib.sha256(decoded.read_bytes()).hexdigest() == record["png_sha256"]
+
+    crop = tmp_path / "crop.png"
+    _crop(data_dir, record["source"]).save(crop)
+    model, quality = name.split("-", 1)[1].rsplit("-q", 1)
+    recoded, redecoded = tmp_path / "new.lnc", tmp_path / "new.png"
+    assert main(["encode", str(crop), "-o", str(recoded), "-m", model, "-q", quality.removesuffix(".lnc")]) == 0
+    assert recoded.stat().st_size <= record["bytes"], (recoded.stat().st_size, record["bytes"])
+    assert main(["decode", str(recoded), "-o", str(redecoded)]) == 0
+    assert redecoded.read_bytes() == decoded.read_bytes()  # the same pixels from the new layout

@@ -1,0 +1,65 @@
+"""``lnc decode``: ``.lnc`` bitstream → image or audio file; the pipeline follows the header's modality."""
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+from lnc.entropy.chunked import open_reader
+from lnc.entropy.container import Modality
+from lnc.entropy.errors import LncError
+from lnc.tools.io.files import check_output, default_output, open_output, read_input
+
+_IMAGE_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+_AUDIO_FORMATS = {".wav": "wav", ".flac": "flac"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "decode",
+        help="decode a .lnc file to an image (PNG by default) or audio (WAV by default)",
+        description="Decode a .lnc bitstream to a lossless image file or a 16-bit WAV/FLAC file.",
+    )
+    parser.add_argument("input", help=".lnc file, or - for stdin")
+    parser.add_argument(
+        "-o", "--output",
+        help="output image (.png, .bmp, .tif, lossless .webp) or audio (.wav, .flac), or - for PNG/WAV on stdout",
+    )
+    parser.add_argument("-m", "--model", help="model to decode with (default: the one named in the bitstream)")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
+    parser.set_defaults(func=run)
+
+
+def _format(output: str, formats: dict[str, str], default: str, kind: str) -> str:
+    fmt = default if output == "-" else formats.get(Path(output).suffix.lower())
+    if fmt is None:
+        raise LncError(f"cannot write {output}: a decoded {kind} is written as {', '.join(formats)}")
+    return fmt
+
+
+def run(args: argparse.Namespace) -> int:
+    from lnc.codecs.registry import load
+    from lnc.entropy.container import peek_header
+
+    source = read_input(args.input) if args.input == "-" else args.input
+    with open(args.input, "rb") if args.input != "-" else io.BytesIO(source) as f:
+        audio = peek_header(f.read(256)).modality is Modality.AUDIO
+    output = args.output or default_output(args.input, ".wav" if audio else ".png")
+    fmt = _format(output, _AUDIO_FORMATS, "wav", "sound") if audio else _format(output, _IMAGE_FORMATS, "PNG", "picture")
+    check_output(output, args.force)
+    with open_reader(source) as reader:
+        codec = load(args.model or reader.header.codec)
+        if audio:
+            from lnc.tools.pipeline.audio import decode_audio_to
+
+            with open_output(output, args.force) as out:
+                decode_audio_to(reader, codec, out, fmt)
+            return 0
+        from lnc.tools.pipeline.image import decode_picture
+
+        picture = decode_picture(reader, codec)
+    buffer = io.BytesIO()
+    picture.to_image().save(buffer, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    with open_output(output, args.force) as out:
+        out.write(buffer.getvalue())
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation: metrics per modality, classical baselines, CompressAI-format results, BD-rate and RD plots."""

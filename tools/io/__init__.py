@@ -1,0 +1,1 @@
+"""File <-> tensor I/O per modality: the only place that knows file formats."""

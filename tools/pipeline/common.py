@@ -1,0 +1,50 @@
+"""What every modality's pipeline shares: the quality a file records, single-threaded coding, and
+checking that a codec may decode a file."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from lnc.codecs.base import Codec
+from lnc.codecs.registry import check_identity
+from lnc.entropy.chunked import ChunkReader
+from lnc.entropy.errors import BitstreamError
+
+
+@contextmanager
+def single_threaded(device: torch.device) -> Iterator[None]:
+    """Run the codec with one CPU thread, encoder and decoder alike: convolutions split their sums
+    differently with more threads (≈1e-6 apart). In the decoder's synthesis that can flip an 8-bit
+    rounding, and a file must decode to the same samples on every machine setting; in the entropy
+    parameters (the hyperprior, a context model) it can move a scale across a table boundary, and
+    then the decoder reads the stream with another CDF than the encoder wrote it with."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def checked_quality(codec: Codec, quality: float | None) -> float:
+    """The quality to code with: the codec's default when None, rounded to the float32 that the
+    header stores (so the encoder codes with exactly what the decoder reads), range-checked."""
+    q = codec.default_quality if quality is None else float(quality)
+    q = float(np.float32(q))
+    codec.quality_tensor(q, 1, torch.device("cpu"))
+    return q
+
+
+def check_stream(reader: ChunkReader, codec: Codec) -> None:
+    """Raise before any decoding unless ``codec`` wrote the file: modality, weights, stream layout."""
+    modality = reader.header.modality.name.lower()
+    if modality != codec.modality:
+        raise BitstreamError(f"a {modality} bitstream cannot be decoded by the {codec.modality} codec {codec.name!r}")
+    check_identity(codec, reader.header.codec, reader.header.weights_hash)
+    codec.check_layout(reader.layout.streams)
