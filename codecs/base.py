@@ -194,7 +194,7 @@ class Codec(nn.Module):
     ) -> Compressed:
         """Code a batch ``[B, C, ...]`` (sizes multiples of :attr:`downsampling`): one string per
         stream and batch item. ``latents`` replaces ``analyse(x)``, e.g. by refined ones
-        (:mod:`lnc.codecs.refine`)."""
+        (:mod:`lnc.codecs.image.refine`)."""
         q = self.quality_tensor(quality, x.shape[0], x.device)
         latents = self.analyse(x, q) if latents is None else latents
         encoders = {name: [RangeEncoder() for _ in range(x.shape[0])] for name in self.stream_names}

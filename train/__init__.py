@@ -1,7 +1,7 @@
 """lnc's Lightning trainer: one rate–distortion LightningModule, data modules, losses, callbacks."""
 from lnc.train.callbacks import EMA, PlotCurves, RealRate
 from lnc.train.cli import LncCLI
-from lnc.train.data import ImageFolderDataModule
+from lnc.train.image_data import ImageFolderDataModule
 from lnc.train.losses import RateDistortionLoss
 from lnc.train.module import COMPRESSAI_MSE_LAMBDAS, RDModule, codec_from_checkpoint
 

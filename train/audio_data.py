@@ -16,21 +16,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from lnc.entropy.errors import InputError
 from lnc.tools.io.audio import AUDIO_SUFFIXES, AudioReader
-from lnc.train.data import random_window, resolve_data_path
+from lnc.train.data import list_files, random_window
 
 
 def list_audio(dirs: list[str]) -> list[Path]:
     """All audio files below ``dirs`` (recursive, sorted); a missing or empty folder is an error."""
-    files: list[Path] = []
-    for d in dirs:
-        root = resolve_data_path(d)
-        if not root.is_dir():
-            raise InputError(f"audio folder not found: {root}")
-        found = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-        if not found:
-            raise InputError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) below {root}")
-        files.extend(found)
-    return files
+    return list_files(dirs, AUDIO_SUFFIXES, "audio")
 
 
 def load_waveform(path: Path, channels: int, sample_rate: int | None) -> np.ndarray:

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_only
 
+from lnc.tools.io.image import read_rgb
 from lnc.train.data import resolve_data_path
 from lnc.train.losses import bits_per_pixel, psnr
 
@@ -98,7 +98,7 @@ class RealRate(Callback):
     def _load(self) -> list[np.ndarray]:
         if self._rgb is None:
             files = sorted(p for p in resolve_data_path(self.directory).iterdir() if p.suffix.lower() == ".png")
-            self._rgb = [np.asarray(Image.open(p).convert("RGB")) for p in files[: self.images]]
+            self._rgb = [read_rgb(p) for p in files[: self.images]]
         return self._rgb
 
     @torch.no_grad()

@@ -42,7 +42,7 @@ class CheckerboardMeanScale(MeanScaleHyperprior):
         )
         nn.init.zeros_(self.context_fusion[-1].weight)
         nn.init.zeros_(self.context_fusion[-1].bias)
-        context = CheckerboardLatentCodec(self._gaussian(), self.context_prediction, self.context_fusion)
+        context = CheckerboardLatentCodec(self.y_gaussian, self.context_prediction, self.context_fusion)
         self.latent_codec = self._hyperprior(context)
 
     def hyper_side(self, z_hat: Tensor, q: Tensor) -> Tensor:  # type: ignore[override]

@@ -50,11 +50,11 @@ class _Hyperprior(ImageCodec):
     def __init__(self, N: int, M: int, rate_points: int, mixed_quantization: bool = False) -> None:
         super().__init__(rate_points)
         self.config.update(N=N, M=M)
-        self.mixed_quantization = mixed_quantization
         self.g_a = analysis_transform(N, M)
         self.g_s = synthesis_transform(N, M)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
+        self.y_gaussian = GaussianConditionalLatentCodec(self.gaussian_conditional, "y", mixed_quantization)
         self.gain = GainUnit(rate_points, M, init_range=(0.3, 3.0)) if rate_points else None
         self.hyper_gain = GainUnit(rate_points, N) if rate_points else None
 
@@ -62,8 +62,14 @@ class _Hyperprior(ImageCodec):
         """``z`` by the entropy bottleneck, then ``main`` conditioned on :meth:`hyper_side`."""
         return HyperpriorLatentCodec(EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z"), main, self.hyper_side)
 
-    def _gaussian(self) -> GaussianConditionalLatentCodec:
-        return GaussianConditionalLatentCodec(self.gaussian_conditional, "y", self.mixed_quantization)
+    @property
+    def mixed_quantization(self) -> bool:
+        """Whether training rounds the synthesis input (the latent codec of ``y`` holds the switch)."""
+        return self.y_gaussian.mixed_quantization
+
+    @mixed_quantization.setter
+    def mixed_quantization(self, on: bool) -> None:
+        self.y_gaussian.mixed_quantization = bool(on)
 
     def _hyper_input(self, y: Tensor) -> Tensor:
         return y
@@ -108,7 +114,7 @@ class ScaleHyperprior(_Hyperprior):
             conv(N, M, 3, 1),
             nn.ReLU(inplace=True),
         )
-        self.latent_codec = self._hyperprior(self._gaussian())
+        self.latent_codec = self._hyperprior(self.y_gaussian)
 
     def _hyper_input(self, y: Tensor) -> Tensor:
         return torch.abs(y)
@@ -134,7 +140,7 @@ class MeanScaleHyperprior(_Hyperprior):
             nn.LeakyReLU(inplace=True),
             conv(M * 3 // 2, M * 2, 3, 1),
         )
-        self.latent_codec = self._hyperprior(self._gaussian())
+        self.latent_codec = self._hyperprior(self.y_gaussian)
 
     def hyper_features(self, z_hat: Tensor, q: Tensor) -> Tensor:
         """``h_s`` of ``ẑ``: ``2M`` channels, the scales then the means."""

@@ -10,7 +10,7 @@ import torch
 import lnc.codecs
 from lnc.codecs import refine
 from lnc.codecs.image import MeanScaleHyperprior
-from lnc.codecs.refine import refine_latents, training_lambda
+from lnc.codecs.image.refine import refine_latents, training_lambda
 from lnc.entropy.base import annealed_round
 from lnc.entropy.errors import LncError
 from lnc.tools.eval import image_metrics as metrics

@@ -11,11 +11,12 @@ from PIL import Image
 from scipy.interpolate import PchipInterpolator
 
 from lnc.codecs import build_codec, save_codec
-from lnc.tools.cli import eval as eval_cmd
+from lnc.tools.eval import image as eval_cmd
 from lnc.tools.eval import image_baselines as baselines, image_metrics as metrics, results
 from lnc.tools.pipeline import image as image_pipeline
 from lnc.tools.cli import main
-from lnc.tools.eval.datasets import anchors_root, data_root, image_paths, load_rgb
+from lnc.tools.eval.datasets import anchors_root, data_root, image_paths
+from lnc.tools.io.image import read_rgb as load_rgb
 
 ANCHORS = anchors_root() / "compressai" / "image" / "kodak"
 

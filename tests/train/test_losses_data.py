@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lnc.entropy.errors import InputError
-from lnc.train.data import ImageFolderDataModule, center_window, list_images, random_window
+from lnc.train.data import center_window, random_window
+from lnc.train.image_data import ImageFolderDataModule, list_images
 from lnc.train.losses import RateDistortionLoss, bits_per_pixel
 from lnc.train.module import lr_factor
 

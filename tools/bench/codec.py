@@ -18,6 +18,7 @@ from PIL import Image
 
 from lnc.codecs import load
 from lnc.tools.eval.datasets import resolve
+from lnc.tools.io.image import read_rgb
 from lnc.tools.pipeline.image import decode_bytes, encode_array
 
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS", help="also time a refined encode")
     args = parser.parse_args(argv)
 
-    rgb = np.asarray(Image.open(resolve("kodak") / args.image).convert("RGB"))
+    rgb = read_rgb(resolve("kodak") / args.image)
     codec = load(args.model)
     pixels = rgb.shape[0] * rgb.shape[1]
     encode_s, data = _best(lambda: encode_array(rgb, codec, args.quality), args.repeat)

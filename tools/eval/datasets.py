@@ -1,4 +1,4 @@
-"""Where evaluation images and published RD curves live, and reading images as 8-bit RGB.
+"""Where evaluation data and published RD curves live.
 
 Data sits beside the repository (``<repo>/../shared/data``, or ``$LNC_DATA``) and is never
 copied into it or downloaded; named datasets are folders inside it.
@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from lnc.entropy.errors import InputError
 
@@ -52,12 +49,3 @@ def image_paths(dataset: str, limit: int | None = None) -> list[Path]:
     if not paths:
         raise InputError(f"dataset {dataset!r}: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return paths[:limit] if limit else paths
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    """An image file as an HxWx3 uint8 RGB array."""
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"))  # a writable copy: torch.from_numpy needs one
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from exc

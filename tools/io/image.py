@@ -7,6 +7,7 @@ are converted to RGB; images with more than 8 bits per channel are refused.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,3 +62,9 @@ def read_picture(source: str | bytes) -> Picture:
         alpha = a if (a != 255).any() else None
     rgb = np.array(image.convert("RGB"))  # a writable copy: torch refuses read-only arrays
     return Picture(rgb=rgb, channels=channels, alpha=alpha)
+
+
+def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
+    """An image file as the H×W×3 uint8 RGB array the codecs see, under the same policy: what
+    evaluation, training and benchmarks read."""
+    return read_picture(os.fspath(path)).rgb

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lnc.codecs.base import Compressed, ImageCodec, Stream
-from lnc.codecs.refine import refine_latents
+from lnc.codecs.image.refine import refine_latents
 from lnc.entropy import container as lncfile
 from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
 from lnc.entropy.errors import BitstreamError
@@ -81,7 +81,7 @@ def encode_picture_to(
     progress: Callable[[], None] | None = None,
 ) -> int:
     """Write a whole ``.lnc`` file for ``picture`` to ``out``; returns its size in bytes.
-    ``refine`` steps of encoder-side latent refinement (:mod:`lnc.codecs.refine`, 0: none),
+    ``refine`` steps of encoder-side latent refinement (:mod:`lnc.codecs.image.refine`, 0: none),
     ``progress`` called after each."""
     q = checked_quality(codec, quality)
     height, width = picture.rgb.shape[:2]
