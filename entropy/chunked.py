@@ -226,18 +226,24 @@ class ChunkReader:
 
     def _legacy(self, container: v1.Container) -> None:
         """Group a version-1 file's ``<stream><tile>`` sections into chunks, the rest into extras."""
+        if self.header.modality is not Modality.IMAGE:
+            raise BitstreamError(f"a version-1 .lnc file of {self.header.modality.name.lower()}: lnc wrote "
+                                 "version 1 for images only")
         chunks: dict[int, dict[str, bytes]] = {}
         extras: dict[str, bytes] = {}
         for name, payload in container.sections:
             match = _LEGACY_NAME.fullmatch(name)
             if match and match[1]:
-                chunks.setdefault(int(match[2]), {})[match[1]] = payload
+                tile = chunks.setdefault(int(match[2]), {})
+                if match[1] in tile or match[2] != str(int(match[2])):
+                    raise BitstreamError(f"corrupted version-1 .lnc file: section {name!r} names its tile twice")
+                tile[match[1]] = payload
             else:
                 extras[name] = payload
         streams = tuple(chunks.get(0, {}))
-        self.layout = Layout(streams or ("",), LEGACY_TILE)
-        self.count = chunk_count(self.header, self.layout) if self.header.modality is Modality.IMAGE else len(chunks)
-        if sorted(chunks) != list(range(self.count)) or any(set(c) != set(streams) for c in chunks.values()):
+        self.layout = Layout(streams, LEGACY_TILE)
+        self.count = chunk_count(self.header, self.layout)
+        if not streams or sorted(chunks) != list(range(self.count)) or any(set(c) != set(streams) for c in chunks.values()):
             have = ", ".join(name for name, _ in container.sections) or "none"
             raise BitstreamError(f"version-1 .lnc file without the same streams for each of its {self.count} "
                                  f"tiles (sections: {have})")

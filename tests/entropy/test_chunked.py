@@ -565,3 +565,20 @@ def test_corrupted_golden_file_raises_bitstream_error() -> None:
         consume(bytes(data))
     with pytest.raises(BitstreamError):
         consume(bytes(data[:-1]))
+
+
+@pytest.mark.parametrize(
+    "modality, sections, message",
+    [
+        (Modality.IMAGE, [("z0", b"a"), ("z00", b"b"), ("y0", b"c")], "names its tile twice"),
+        (Modality.IMAGE, [("z0", b"a"), ("y1", b"c")], "the same streams"),
+        (Modality.IMAGE, [("alpha", b"a")], "the same streams"),
+        (Modality.AUDIO, [("y0", b"a")], "images only"),
+    ],
+)
+def test_malformed_version_1_files_are_bitstream_errors(modality, sections, message) -> None:
+    geometry = {"channels": 1, "sample_rate": 16000, "frames": 100} if modality is Modality.AUDIO else \
+        {"height": 64, "width": 64, "channels": 3}
+    data = write(Container(Header(modality, "mbt2018-mean-vr", b"\0" * 8, 4.0, **geometry), sections))
+    with pytest.raises(BitstreamError, match=message):
+        ChunkReader(io.BytesIO(data), len(data))

@@ -76,7 +76,7 @@ def test_a_folder_dataset_with_the_default_sweep(crops, tmp_path, capsys) -> Non
     curve = results.load(out)
     assert sorted(curve.results["quality"]) == list(baselines.get("webp").qualities)
     assert np.all(np.diff(curve.results["bpp"]) > 0)
-    assert "1 images" in curve.description and not curve.per_image
+    assert curve.description.endswith(f"1 images from {crops.name}") and not curve.per_image  # no local path
 
 
 def test_missing_dataset_is_one_error_line_and_exit_2(tmp_path, monkeypatch, capsys) -> None:

@@ -17,6 +17,7 @@ from lnc.codecs.base import AudioCodec
 from lnc.entropy.chunked import open_reader
 from lnc.entropy.errors import InputError
 from lnc.tools.eval import results
+from lnc.tools.eval.datasets import dataset_name
 from lnc.tools.io.audio import AUDIO_SUFFIXES, AudioReader
 from lnc.tools.pipeline.audio import decode_audio_to, encode_audio_to
 
@@ -85,7 +86,7 @@ def evaluate(
     order = np.argsort(means["bitrate"], kind="stable")
     curve = results.RDCurve(
         name=label,
-        description=f"{description}. {len(paths)} audio files from {paths[0].parent.name}",
+        description=f"{description}. {len(paths)} audio files from {dataset_name(paths[0].parent)}",
         results={key: [float(means[key][i]) for i in order] for key in KEYS},
     )
     if per_file:

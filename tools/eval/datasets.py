@@ -49,3 +49,12 @@ def image_paths(dataset: str, limit: int | None = None) -> list[Path]:
     if not paths:
         raise InputError(f"dataset {dataset!r}: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return paths[:limit] if limit else paths
+
+
+def dataset_name(folder: Path) -> str:
+    """How results name a dataset folder: relative to the data root when inside it (``kodak``), else
+    the folder's own name, never a machine's absolute path."""
+    try:
+        return str(folder.resolve().relative_to(data_root().resolve()))
+    except ValueError:
+        return folder.name

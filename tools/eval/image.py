@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from lnc.tools.eval import image_metrics as metrics, results
+from lnc.tools.eval.datasets import dataset_name
 from lnc.tools.io.image import read_rgb
 
 # Order of the result lists, as in CompressAI's files; the extra keys follow.
@@ -61,7 +62,7 @@ class LearnedCodec:
             lnc_version = "source tree"
         refined = f", {self.refine} steps of encoder-side latent refinement (SGA)" if self.refine else ""
         return (
-            f"lnc {self.codec.name}{refined}, whole .lnc files (bpp-payload: latent sections only). "
+            f"lnc {self.codec.name}{refined}, whole .lnc files (bpp-payload: latent streams only). "
             f"lnc {lnc_version}, torch {torch.__version__}"
         )
 
@@ -138,7 +139,7 @@ def evaluate(
     order = np.argsort(means["bpp"], kind="stable")
     curve = results.RDCurve(
         name=codec.label,
-        description=f"{codec.description}. {len(paths)} images from {paths[0].parent}",
+        description=f"{codec.description}. {len(paths)} images from {dataset_name(paths[0].parent)}",
         results={key: [float(means[key][i]) for i in order] for key in _KEYS if key in means},
     )
     if per_image:
