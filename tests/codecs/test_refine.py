@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lnc.codecs
-from lnc.codecs import refine
+from lnc.codecs.image import refine
 from lnc.codecs.image import MeanScaleHyperprior
 from lnc.codecs.image.refine import refine_latents, training_lambda
 from lnc.entropy.base import annealed_round
