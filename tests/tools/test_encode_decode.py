@@ -5,11 +5,9 @@ import io
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lnc.codecs import build_codec, load, save_codec
