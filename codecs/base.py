@@ -134,6 +134,8 @@ class Codec(nn.Module):
         q = torch.as_tensor(quality, dtype=torch.float32, device=device).reshape(-1)
         if q.numel() == 1:
             q = q.expand(batch)
+        if not bool(torch.isfinite(q).all()):
+            raise LncError(f"quality must be a finite number, got {quality}")
         if self.rate_points and (bool((q < 1).any()) or bool((q > self.rate_points).any())):
             raise LncError(f"quality must lie in [1, {self.rate_points}], got {quality}")
         return q

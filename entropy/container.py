@@ -368,28 +368,95 @@ def read_file(path: str | os.PathLike[str]) -> Container:
         return read(f.read(MAX_FILE_BYTES + 1))
 
 
+def output_target(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """Where and how :func:`atomic_open` writes ``path``: ``(target, kind)``.
+
+    ``kind`` is ``"file"`` for a new name or a regular file, replaced atomically at ``target``; a
+    symlink (also a dangling one) is followed, so that the file it points to is written and the link
+    stays a link. ``kind`` is ``"device"`` for a character device (``/dev/null``, a terminal) and
+    ``"fifo"`` for a named pipe: those are written through in place at ``target == path``, never
+    replaced. A directory or any other kind of file (block device, socket) is an :class:`LncError`.
+    """
+    import stat
+
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return os.path.realpath(path), "file"  # a new file, or the missing target of a dangling link
+    if stat.S_ISREG(st.st_mode):
+        target = os.path.realpath(path)
+        try:
+            resolved = os.path.samestat(os.stat(target), st)
+        except OSError:
+            resolved = False
+        if not resolved:  # e.g. a /proc/self/fd link to a deleted file
+            raise LncError(f"cannot write {path}: cannot resolve the file it links to")
+        return target, "file"
+    if stat.S_ISCHR(st.st_mode):
+        return path, "device"
+    if stat.S_ISFIFO(st.st_mode):
+        return path, "fifo"
+    what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file, character device or FIFO"
+    raise LncError(f"cannot write {path}: it is {what}")
+
+
+def _open_through(path: str, kind: str) -> BinaryIO:
+    """Open a character device or FIFO for writing in place. Opened non-blocking, so a FIFO that
+    nobody reads is an error at once instead of a hang; then written to with blocking writes."""
+    import errno
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if kind == "fifo" and exc.errno == errno.ENXIO:
+            raise LncError(f"cannot write {path}: it is a FIFO and nothing is reading it") from None
+        raise
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb")
+
+
+def _temporary(directory: str) -> tuple[int, str]:
+    """A new hidden file in ``directory`` with a short name, so any legal target name works."""
+    for _ in range(64):
+        tmp = os.path.join(directory, f".lnc-{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], force: bool = False) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` through, so that it ends complete or absent, never partial.
 
-    The bytes go to a temporary file beside ``path``; when the block ends without an exception the
-    file is fsynced and renamed over ``path``, otherwise removed. An existing ``path`` is kept
-    (LncError) unless ``force``. Long outputs can be written piece by piece this way.
+    The bytes go to a temporary file ``.lnc-<8 hex>.tmp`` beside the target; when the block ends
+    without an exception the file is fsynced and renamed over the target, otherwise removed. An
+    existing ``path`` (also a special file or a dangling symlink) is kept (LncError) unless ``force``.
+    A symlink is followed (its target is replaced, the link stays); a character device or a FIFO is
+    written through in place, never replaced (what was written before a failure stays written; a FIFO
+    nobody reads is an LncError); a directory or another special file is an LncError (see
+    :func:`output_target`). Long outputs can be written piece by piece this way.
     """
     path = os.fspath(path)
-    if not force and os.path.exists(path):
+    if not force and os.path.lexists(path):
         raise LncError(f"{path} exists; refusing to overwrite it without --force")
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    target, kind = output_target(path)
+    if kind != "file":
+        with _open_through(target, kind) as f:
+            yield f
+            f.flush()
+        return
+    fd, tmp = _temporary(os.path.dirname(target))
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
 

@@ -3,6 +3,7 @@ code into files no larger (``tests/data/golden``: container version 1, one strea
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lnc.codecs import load
+from lnc.entropy.chunked import ChunkReader
 from lnc.tools.cli import main
+from lnc.tools.pipeline.image import decode_picture
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 RECORDS = json.loads((GOLDEN / "decoded.json").read_text())
@@ -42,8 +46,13 @@ def test_golden_file_decodes_to_the_same_png_and_recodes_no_larger(name, data_di
     crop = tmp_path / "crop.png"
     _crop(data_dir, record["source"]).save(crop)
     model, quality = name.split("-", 1)[1].rsplit("-q", 1)
-    recoded, redecoded = tmp_path / "new.lnc", tmp_path / "new.png"
+    recoded = tmp_path / "new.lnc"
     assert main(["encode", str(crop), "-o", str(recoded), "-m", model, "-q", quality.removesuffix(".lnc")]) == 0
     assert recoded.stat().st_size <= record["bytes"], (recoded.stat().st_size, record["bytes"])
-    assert main(["decode", str(recoded), "-o", str(redecoded)]) == 0
-    assert redecoded.read_bytes() == decoded.read_bytes()  # the same pixels from the new layout
+    # The same decoded samples from the new layout (grayscale with alpha now comes back as LA
+    # rather than RGBA, so compare what the codec decoded, not the PNGs).
+    codec = load(model)
+    old, new = (decode_picture(ChunkReader(io.BytesIO(p.read_bytes()), p.stat().st_size), codec)
+                for p in (GOLDEN / name, recoded))
+    assert np.array_equal(old.rgb, new.rgb)
+    assert (old.alpha is None and new.alpha is None) or np.array_equal(old.alpha, new.alpha)

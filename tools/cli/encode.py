@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from lnc.codecs.registry import load
 
     output = args.output or default_output(args.input, ".lnc")
-    check_output(output, args.force)
+    check_output(output, args.force, inputs=(args.input,))
     if args.refine < 0:
         raise InputError("--refine takes a number of steps, 0 or more")
     if is_audio_path(args.input):
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from lnc.tools.pipeline.image import encode_picture_to, refinement_progress
     from lnc.tools.io.image import read_picture
 
-    picture = read_picture(read_input(args.input))
+    picture = read_picture(read_input("-") if args.input == "-" else args.input)
     codec = load(args.model)
     _expect(codec, "image", args.input)
     with refinement_progress(picture, codec, args.refine) as progress, open_output(output, args.force) as out:

@@ -6,12 +6,14 @@ Images are measured by :mod:`lnc.tools.eval.image` (whole-file bpp, PSNR, MS-SSI
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from lnc.entropy.errors import InputError
 from lnc.tools.eval import datasets, image_baselines as baselines, image_metrics as metrics, results
 from lnc.tools.eval.image import LearnedCodec, RateCodec, evaluate, summary_table
+from lnc.tools.io.files import check_output, write_output
 
 
 def _positive_int(text: str) -> int:
@@ -44,12 +46,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dataset", required=True, help="kodak, clic (under $LNC_DATA), or a folder of images (or of audio files, for an audio model)"
     )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results here")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing --json file")
     parser.add_argument("--per-image", action="store_true", help="keep per-image values in the JSON")
     parser.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
     parser.add_argument(
         "--refine", type=_positive_int, metavar="STEPS", help="learned codecs: encoder-side latent refinement steps"
     )
     parser.set_defaults(func=run)
+
+
+def _json_path(path: Path) -> str:
+    """``--json`` as a file name; ``-`` is a file named ``-`` here, not stdout (the table goes there)."""
+    text = os.fspath(path)
+    return os.path.join(".", text) if text == "-" else text
+
+
+def _save(curve, args: argparse.Namespace) -> None:
+    """Write the results JSON atomically."""
+    write_output(_json_path(args.json), results.dumps(curve).encode(), args.force)
+    print(f"wrote {args.json}")
 
 
 def _run_audio(args: argparse.Namespace, learned: LearnedCodec) -> int:
@@ -65,12 +80,13 @@ def _run_audio(args: argparse.Namespace, learned: LearnedCodec) -> int:
     print(f"{curve.name} on {args.dataset} ({len(paths)} files)")
     print(audio.summary_table(curve))
     if args.json:
-        results.save(curve, args.json)
-        print(f"wrote {args.json}")
+        _save(curve, args)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output(_json_path(args.json), args.force)  # before the long evaluation, not after it
     if args.codec and args.refine:
         raise InputError("--refine applies to learned codecs only")
     codec: RateCodec = baselines.get(args.codec) if args.codec else LearnedCodec(args.model, args.refine or 0)
@@ -87,6 +103,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"{curve.name} on {args.dataset} ({len(paths)} images)")
     print(summary_table(curve))
     if args.json:
-        results.save(curve, args.json)
-        print(f"wrote {args.json}")
+        _save(curve, args)
     return 0

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import io
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lnc.entropy.errors import InputError
 from lnc.tools.eval import datasets, results
+from lnc.tools.io.files import check_output, write_output
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="rd.png")
     parser.add_argument("--metric", choices=results.METRICS, default="psnr-rgb")
     parser.add_argument("--title")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
     parser.set_defaults(func=run)
 
 
@@ -45,9 +49,22 @@ def figure(
     return plot.rd_figure([results.load(p) for p in files + anchors], metric, title, dashed)
 
 
-def run(args: argparse.Namespace) -> int:
-    from lnc.tools.eval import plot
+def render(fig: Figure, path: str | Path) -> bytes:
+    """The bytes of ``fig`` as ``savefig(path)`` would write them: the format follows the suffix."""
+    suffix = Path(path).suffix[1:].lower()
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format=suffix or None)
+    except ValueError as exc:  # matplotlib's answer to an unknown suffix
+        raise InputError(f"cannot write {path}: {exc}") from None
+    return buffer.getvalue()
 
-    plot.save(figure(args.files, args.anchor, args.metric, args.title), args.output)
+
+def run(args: argparse.Namespace) -> int:
+    text = os.fspath(args.output)
+    output = os.path.join(".", text) if text == "-" else text  # a file named -, not stdout
+    check_output(output, args.force)
+    data = render(figure(args.files, args.anchor, args.metric, args.title), output)
+    write_output(output, data, args.force)
     print(f"wrote {args.output}")
     return 0

@@ -111,6 +111,11 @@ def text_table(rows: list[list[str]], left: int = 0) -> str:
     return "\n".join("  ".join(row) for row in aligned)
 
 
+def dumps(curve: RDCurve) -> str:
+    """The results JSON text (indented like CompressAI's)."""
+    return json.dumps(curve.to_json(), indent=2) + "\n"
+
+
 def save(curve: RDCurve, path: str | Path) -> None:
-    """Write a results JSON (indented like CompressAI's)."""
-    Path(path).write_text(json.dumps(curve.to_json(), indent=2) + "\n")
+    """Write a results JSON."""
+    Path(path).write_text(dumps(curve))

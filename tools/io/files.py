@@ -1,14 +1,18 @@
-"""Reading inputs and writing outputs for the CLI: ``-`` for stdin/stdout, atomic files, --force."""
+"""Reading inputs and writing outputs for the CLI: ``-`` for stdin/stdout, atomic files, --force.
+
+An output is a new or regular file written atomically (a symlink's target, the link kept), or a
+character device or FIFO written through in place (see :func:`lnc.entropy.container.atomic_open`).
+"""
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from lnc.entropy.container import atomic_open
+from lnc.entropy.container import atomic_open, output_target
 from lnc.entropy.errors import LncError
 
 
@@ -26,17 +30,40 @@ def default_output(path: str, suffix: str) -> str:
     return str(Path(path).with_suffix(suffix))
 
 
-def check_output(path: str, force: bool) -> None:
-    """Fail before any work when ``path`` exists (without ``force``) or its folder is missing."""
+def check_output(path: str, force: bool, inputs: Iterable[str] = ()) -> None:
+    """Fail before any work when ``path`` cannot or may not be written: it is one of ``inputs``
+    (the same file, also through a symlink or a hard link), it exists (without ``force``), it is a
+    directory or another special file that is neither a character device nor a FIFO, or its folder
+    is missing or not writable. ``-`` (stdout) always passes; so does an input ``-`` (stdin)."""
     if path == "-":
         return
-    if os.path.exists(path) and not force:
+    try:
+        target, kind = output_target(path)
+    except OSError as exc:
+        raise LncError(f"cannot write {path}: {exc.strerror}") from None
+    if kind == "file":
+        for source in inputs:
+            if source != "-" and _same_file(source, target):
+                same = os.path.abspath(source) == os.path.abspath(path)
+                raise LncError(f"cannot write {path}: it is the input file" + ("" if same else f" {source}"))
+    if os.path.lexists(path) and not force:
         raise LncError(f"{path} exists; refusing to overwrite it without --force")
-    folder = os.path.dirname(os.path.abspath(path))
+    if kind != "file":
+        if not os.access(target, os.W_OK):
+            raise LncError(f"cannot write {path}: permission denied")
+        return
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise LncError(f"cannot write {path}: no folder {folder}")
     if not os.access(folder, os.W_OK):
         raise LncError(f"cannot write {path}: folder {folder} is not writable")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # a missing input is reported where it is read
+        return False
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import torch
 from lnc.codecs.base import Codec
 from lnc.codecs.registry import check_identity
 from lnc.entropy.chunked import ChunkReader
-from lnc.entropy.errors import BitstreamError
+from lnc.entropy.errors import BitstreamError, LncError
 
 
 @contextmanager
@@ -36,6 +36,9 @@ def checked_quality(codec: Codec, quality: float | None) -> float:
     """The quality to code with: the codec's default when None, rounded to the float32 that the
     header stores (so the encoder codes with exactly what the decoder reads), range-checked."""
     q = codec.default_quality if quality is None else float(quality)
+    codec.quality_tensor(q, 1, torch.device("cpu"))  # finite and in range, before narrowing to float32
+    if abs(q) > float(np.finfo(np.float32).max):
+        raise LncError(f"quality {q:g} does not fit the float32 a file stores")
     q = float(np.float32(q))
     codec.quality_tensor(q, 1, torch.device("cpu"))
     return q

@@ -86,14 +86,14 @@ def encode_picture_to(
     q = checked_quality(codec, quality)
     height, width = picture.rgb.shape[:2]
     device = next(codec.parameters()).device
-    x = torch.from_numpy(picture.rgb).to(device).permute(2, 0, 1).float().div_(255)
+    pixels = torch.from_numpy(picture.rgb).permute(2, 0, 1)  # uint8; each tile becomes float alone
     tiles = _tiles(height, width)
     chunks: dict[int, dict[str, bytes]] = {}
     for group in _groups(tiles, codec.downsampling):
         batch, sizes = [], []
         for i in group:
             top, left, h, w = tiles[i]
-            crop = x[:, top : top + h, left : left + w].unsqueeze(0)
+            crop = pixels[:, top : top + h, left : left + w].to(device).float().div_(255).unsqueeze(0)
             pad = (0, padded(w, codec.downsampling) - w, 0, padded(h, codec.downsampling) - h)
             batch.append(F.pad(crop, pad, mode="replicate"))
             sizes.append((h, w))
@@ -110,7 +110,7 @@ def encode_picture_to(
         quality=q,
         height=height,
         width=width,
-        channels=4 if picture.alpha is not None else picture.channels,
+        channels=picture.stored_channels,
         bit_depth=8,
     )
     extras = [("alpha", zlib.compress(picture.alpha.tobytes(), 9))] if picture.alpha is not None else []
@@ -138,7 +138,7 @@ def decode_picture(reader: ChunkReader, codec: ImageCodec) -> Picture:
     """The picture in an open ``.lnc`` file; ``codec`` must be the one that wrote it."""
     header = reader.header
     check_stream(reader, codec)
-    if header.channels not in (1, 3, 4) or header.bit_depth != 8:
+    if header.channels not in (1, 2, 3, 4) or header.bit_depth != 8:
         raise BitstreamError(f"unsupported image layout: {header.channels} channels, {header.bit_depth} bits")
     height, width, tile = header.height, header.width, reader.layout.span
     if height * width > MAX_PIXELS:
@@ -149,7 +149,8 @@ def decode_picture(reader: ChunkReader, codec: ImageCodec) -> Picture:
     # The coded tiles are small next to the picture: gather them, then decode in batches.
     chunks = [items[0] for items in reader.chunks()]
     extras = reader.extras()
-    expected = {"alpha"} if header.channels == 4 else set()
+    has_alpha = header.channels in (2, 4)
+    expected = {"alpha"} if has_alpha else set()
     if set(extras) != expected:
         raise BitstreamError(f"extra sections {sorted(extras)} do not fit a {header.channels}-channel image")
     tiles = _tiles(height, width, tile)
@@ -167,7 +168,7 @@ def decode_picture(reader: ChunkReader, codec: ImageCodec) -> Picture:
             top, left, h, w = tiles[i]
             rgb[top : top + h, left : left + w] = tile_pixels[:h, :w]
     alpha = None
-    if header.channels == 4:
+    if has_alpha:
         inflater = zlib.decompressobj()
         try:
             data = inflater.decompress(extras["alpha"], height * width)
@@ -176,7 +177,7 @@ def decode_picture(reader: ChunkReader, codec: ImageCodec) -> Picture:
         if len(data) != height * width:
             raise BitstreamError("alpha section does not match the image size")
         alpha = np.frombuffer(data, dtype=np.uint8).reshape(height, width)
-    return Picture(rgb=rgb, channels=1 if header.channels == 1 else 3, alpha=alpha)
+    return Picture(rgb=rgb, channels=1 if header.channels <= 2 else 3, alpha=alpha)
 
 
 @contextmanager
