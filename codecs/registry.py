@@ -17,6 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_tensors
 
+from lnc.codecs import weights_check
 from lnc.codecs.base import MODALITIES, Codec
 from lnc.entropy.errors import LncError, ModelMismatchError
 
@@ -28,8 +29,6 @@ DEFAULT_MODEL = "he2021-checkerboard-vr"
 # Weights whose name starts with one of these prefixes are stored in fp16: the big transforms and
 # the context networks.
 _HALF_PREFIXES = ("g_a.", "g_s.", "h_a.", "h_s.", "context_prediction.", "context_fusion.")
-
-
 CodecClass = TypeVar("CodecClass", bound=type[Codec])
 
 
@@ -87,26 +86,68 @@ def save_codec(codec: Codec, path: str | os.PathLike, metadata: dict[str, str] |
     return weights_hash(data)
 
 
+def _file_hash(path: Path) -> bytes:
+    """:func:`weights_hash` of a file's bytes, read in pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()[:8]
+
+
 def load_codec_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> Codec:
-    """Load a codec saved by :func:`save_codec`; ``codec.weights_hash`` identifies the file."""
+    """Load a codec saved by :func:`save_codec`; ``codec.weights_hash`` identifies the file.
+
+    The file is checked before anything big is built: its architecture must be registered, its
+    ``lnc.config`` must give parameters of that architecture's constructor with values of their
+    types (integers in ``0..weights_check.MAX_CONFIG_INT``), and its tensors must be those of that codec, with
+    the same shapes (the entropy models' data-dependent tables excepted, which are bounded by
+    :data:`weights_check.MAX_TABLE_ENTRIES`) and the same kind of values, compared with a skeleton of the codec
+    built on the meta device; after loading, the CDF tables must be codable and the weights finite.
+    Any failure is an :class:`LncError` naming the file. Shipped files (in :data:`WEIGHTS_DIR`, as
+    trusted as the code) skip the skeleton, whose meta arithmetic costs torch seconds of imports, and
+    are compared with the codec itself.
+    """
     path = Path(path)
+    where = str(path)
+    file_hash = _file_hash(path)  # a missing or unreadable file raises its OSError here, as before
     try:
-        data = path.read_bytes()
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except FileNotFoundError:
-        raise
+            found = {}
+            for key in f.keys():
+                piece = f.get_slice(key)
+                found[key] = (tuple(int(n) for n in piece.get_shape()), piece.get_dtype())
     except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise LncError(f"{path}: not a readable lnc weights file ({exc})") from None
-    if "lnc.architecture" not in metadata:
-        raise LncError(f"{path}: safetensors file without lnc metadata (lnc.architecture)")
-    codec = build_codec(metadata["lnc.architecture"], **json.loads(metadata["lnc.config"]))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    codec.load_state_dict(state)
+        raise LncError(f"{where}: not a readable lnc weights file ({exc})") from None
+    architecture = metadata.get("lnc.architecture")
+    if architecture is None:
+        raise LncError(f"{where}: safetensors file without lnc metadata (lnc.architecture)")
+    cls = ARCHITECTURES.get(architecture)
+    if cls is None:
+        raise LncError(f"{where}: unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    config = weights_check.check_config(where, architecture, cls, metadata.get("lnc.config"))
+    shipped = path.resolve().parent == WEIGHTS_DIR
+    try:
+        codec = cls(**config) if shipped else weights_check.meta_codec(cls, config)
+    except Exception as exc:  # a constructor refusing a combination of values
+        raise LncError(
+            f"{where}: {architecture} cannot be built with lnc.config {json.dumps(config)} ({exc})"
+        ) from None
+    weights_check.check_tensors(where, codec, found)
+    try:
+        if not shipped:
+            codec = cls(**config)
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        codec.load_state_dict(state)
+    except Exception as exc:  # the file changed since it was checked, or memory ran out
+        raise LncError(f"{where}: cannot load the weights ({exc})") from None
+    weights_check.check_loaded(where, codec)
     codec.eval().to(device)
     codec.name = metadata.get("lnc.name", path.stem)
-    codec.file_hash = weights_hash(data)
+    codec.file_hash = file_hash
     codec.metadata = metadata
     return codec
 
@@ -129,15 +170,21 @@ def shipped_models() -> list[ModelInfo]:
     return models
 
 
-def resolve_model(name: str | os.PathLike | None) -> Path:
-    """Path of a model given by shipped name (``None`` = the default) or by a file path."""
+def _shipped_names() -> list[str]:
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def resolve_model(name: str | os.PathLike | None, allow_path: bool = True) -> Path:
+    """Path of a model given by shipped name (``None`` = the default) or, when ``allow_path``, by a
+    file path (a name ending in ``.safetensors`` or holding a path separator)."""
     name = DEFAULT_MODEL if name is None else str(name)
-    shipped = WEIGHTS_DIR / f"{name}.safetensors"
-    if shipped.is_file():
-        return shipped
-    if name.endswith(".safetensors") or os.sep in name:
+    if name in _shipped_names():
+        return WEIGHTS_DIR / f"{name}.safetensors"
+    known = ", ".join(_shipped_names()) or "none"
+    if not allow_path:
+        raise LncError(f"{name!r} is not a shipped model; shipped models: {known}")
+    if name.endswith(".safetensors") or os.sep in name or (os.altsep and os.altsep in name):
         return Path(name)
-    known = ", ".join(m.name for m in shipped_models()) or "none"
     raise LncError(f"unknown model {name!r}; shipped models: {known} (or give a .safetensors path)")
 
 
@@ -148,6 +195,14 @@ def load(name: str | os.PathLike | None = None, device: str | torch.device = "cp
     every rate.
     """
     return load_codec_file(resolve_model(name), device=device)
+
+
+def load_shipped(name: str, device: str | torch.device = "cpu", source: str = "the bitstream") -> Codec:
+    """Load the shipped model ``name`` and nothing else: for names that come from data (a
+    bitstream's header), which must never pick a file of their own."""
+    if not isinstance(name, str) or name not in _shipped_names():
+        raise LncError(f"{source} names model {name!r}, which is not a shipped model; give its weights with -m")
+    return load_codec_file(WEIGHTS_DIR / f"{name}.safetensors", device=device)
 
 
 def check_identity(codec: Codec, name: str, digest: bytes) -> None:

@@ -1,7 +1,9 @@
 """Shared fixtures: the real data under LNC_DATA (default ../shared/data beside the repo)."""
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +39,25 @@ def kodim(kodak_paths: list[Path]):
         return cache[n]
 
     return get
+
+
+def recorded_results(model: str) -> dict:
+    """The per-image Kodak results a shipped model's card records (``Recorded results: `…json```),
+    so quality floors follow the shipped weights instead of constants copied into the tests."""
+    card = (REPO / "codecs" / "weights" / f"{model}.md").read_text()
+    match = re.search(r"Recorded results[^`]*`([^`]+\.json)`", card)
+    assert match, f"the model card of {model} names no recorded results"
+    return json.loads((REPO / match[1]).read_text())
+
+
+def recorded_point(model: str, image: str, quality: float) -> dict[str, float]:
+    """bpp, PSNR and MS-SSIM that the card's results record for ``image`` at ``quality``."""
+    per_image = recorded_results(model)["per-image"][image]
+    k = per_image["quality"].index(float(quality))
+    return {key: values[k] for key, values in per_image.items()}
+
+
+@pytest.fixture(scope="session")
+def recorded():
+    """:func:`recorded_point`: a shipped model's recorded result for one Kodak image and quality."""
+    return recorded_point

@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output",
         help="output image (.png, .bmp, .tif, lossless .webp) or audio (.wav, .flac), or - for PNG/WAV on stdout",
     )
-    parser.add_argument("-m", "--model", help="model to decode with (default: the one named in the bitstream)")
+    parser.add_argument(
+        "-m", "--model",
+        help="shipped model name or .safetensors path to decode with "
+        "(default: the shipped model the bitstream names)",
+    )
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
     parser.set_defaults(func=run)
 
@@ -38,7 +42,7 @@ def _format(output: str, formats: dict[str, str], default: str, kind: str) -> st
 
 
 def run(args: argparse.Namespace) -> int:
-    from lnc.codecs.registry import load
+    from lnc.codecs.registry import load, load_shipped
     from lnc.entropy.container import peek_header
 
     source = read_input(args.input) if args.input == "-" else args.input
@@ -46,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
         audio = peek_header(f.read(256)).modality is Modality.AUDIO
     output = args.output or default_output(args.input, ".wav" if audio else ".png")
     fmt = _format(output, _AUDIO_FORMATS, "wav", "sound") if audio else _format(output, _IMAGE_FORMATS, "PNG", "picture")
-    check_output(output, args.force)
+    check_output(output, args.force, inputs=(args.input,))
     with open_reader(source) as reader:
-        codec = load(args.model or reader.header.codec)
+        # A bitstream may only name a shipped model: a weights file of the user's comes from -m.
+        codec = load(args.model) if args.model else load_shipped(reader.header.codec)
         if audio:
             from lnc.tools.pipeline.audio import decode_audio_to
 

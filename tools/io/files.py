@@ -12,15 +12,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from lnc.entropy.container import atomic_open, output_target
+from lnc.entropy.container import MAX_FILE_BYTES, atomic_open, output_target
 from lnc.entropy.errors import LncError
 
 
+MAX_INPUT_BYTES = MAX_FILE_BYTES
+"""The largest input read whole (stdin, or a ``.lnc`` file given by path): the container's limit."""
+
+
 def read_input(path: str) -> bytes:
-    """All bytes of ``path``, or of stdin when ``path`` is ``-``."""
+    """All bytes of ``path``, or of stdin when ``path`` is ``-``; the size is checked before the
+    bytes are read (a file) or while they are (stdin), never after reading an unbounded input."""
     if path == "-":
-        return sys.stdin.buffer.read()
-    return Path(path).read_bytes()
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise LncError(f"standard input holds more than {MAX_INPUT_BYTES} bytes")
+        return data
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_INPUT_BYTES:
+            raise LncError(f"{path} is {size} bytes, more than {MAX_INPUT_BYTES}")
+        return f.read(MAX_INPUT_BYTES + 1)
 
 
 def default_output(path: str, suffix: str) -> str:
