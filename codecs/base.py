@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,6 +25,25 @@ from lnc.entropy.coder import RangeDecoder, RangeEncoder
 from lnc.entropy.errors import BitstreamError, LncError
 
 MODALITIES = ("image", "video", "audio")
+
+
+@contextmanager
+def single_threaded(device: torch.device) -> Iterator[None]:
+    """Run a codec with one CPU thread, encoder and decoder alike: convolutions split their sums
+    differently with more threads (≈1e-6 apart). In the decoder's synthesis that can flip an 8-bit
+    rounding, and a file must decode to the same samples on every machine setting; in the entropy
+    parameters (the hyperprior, a context model) it can move a scale across a table boundary, and
+    then the decoder reads the stream with another CDF than the encoder wrote it with."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
 
 Encoders = Mapping[str, Sequence[RangeEncoder]]
 """Stream name → one incremental range encoder per batch item: what latent codecs append to."""
@@ -196,24 +216,28 @@ class Codec(nn.Module):
     ) -> Compressed:
         """Code a batch ``[B, C, ...]`` (sizes multiples of :attr:`downsampling`): one string per
         stream and batch item. ``latents`` replaces ``analyse(x)``, e.g. by refined ones
-        (:mod:`lnc.codecs.image.refine`)."""
+        (:mod:`lnc.codecs.image.refine`). Runs on one CPU thread (:func:`single_threaded`), as
+        :meth:`decompress` does, whatever the caller set."""
         q = self.quality_tensor(quality, x.shape[0], x.device)
-        latents = self.analyse(x, q) if latents is None else latents
         encoders = {name: [RangeEncoder() for _ in range(x.shape[0])] for name in self.stream_names}
-        self.code_latents(latents, q, encoders)
+        with single_threaded(x.device):
+            latents = self.analyse(x, q) if latents is None else latents
+            self.code_latents(latents, q, encoders)
         shapes = self.latent_shapes(x.shape[2:])
         return Compressed(
             {name: Stream([e.flush() for e in encs], shapes[name]) for name, encs in encoders.items()}
         )
 
     def decompress(self, compressed: Compressed, quality: Tensor | float | None = None) -> Tensor:
-        """Reconstruct ``[B, C, ...]`` in [0, 1] from what :meth:`compress` returned. Every stream
-        must be read to its last byte: anything else is a corrupt or mismatched stream."""
+        """Reconstruct ``[B, C, ...]`` from what :meth:`compress` returned, on one CPU thread. Every
+        stream must be read to its last byte: anything else is a corrupt or mismatched stream."""
         self.check_layout(list(compressed.streams))
         decoders = {name: [RangeDecoder(s) for s in stream.strings] for name, stream in compressed.streams.items()}
         shapes = {name: stream.shape for name, stream in compressed.streams.items()}
-        q = self.quality_tensor(quality, compressed.batch, next(self.parameters()).device)
-        x_hat = self.decode_latents(decoders, shapes, q)
+        device = next(self.parameters()).device
+        q = self.quality_tensor(quality, compressed.batch, device)
+        with single_threaded(device):
+            x_hat = self.decode_latents(decoders, shapes, q)
         for decs in decoders.values():
             for decoder in decs:
                 decoder.finish()

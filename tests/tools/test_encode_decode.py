@@ -17,7 +17,7 @@ from lnc.entropy.chunked import open_reader
 from lnc.tools.cli import main
 from lnc.tools.eval import image_metrics as metrics
 from lnc.tools.io.image import read_picture
-from lnc.tools.pipeline.common import single_threaded
+from lnc.codecs.base import single_threaded
 from lnc.tools.pipeline.image import TILE, decode_bytes, decode_picture, encode_array, encode_picture
 
 

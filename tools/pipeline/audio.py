@@ -19,7 +19,7 @@ from lnc.entropy import container as lncfile
 from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
 from lnc.entropy.errors import BitstreamError, InputError
 from lnc.tools.io.audio import AudioReader, AudioWriter
-from lnc.tools.pipeline.common import check_stream, checked_quality, single_threaded
+from lnc.tools.pipeline.common import check_stream, checked_quality
 
 CHUNK_FRAMES = 1 << 16
 """Sample frames per chunk (1.5 s at 44.1 kHz), rounded up to the codec's downsampling."""
@@ -63,8 +63,7 @@ def encode_audio_to(out: BinaryIO, reader: AudioReader, codec: AudioCodec, quali
         # Reflection keeps the padded tail like the signal; zeros would cost bits at the edge.
         pad = _padded(x.shape[-1], codec.downsampling) - x.shape[-1]
         x = F.pad(x, (0, pad), mode="reflect" if x.shape[-1] > pad else "replicate")
-        with single_threaded(device):
-            compressed = codec.compress(x, q)
+        compressed = codec.compress(x, q)
         writer.write_chunk([compressed.item(k) for k in range(items)])
     return writer.close()
 
@@ -79,15 +78,13 @@ def decode_audio_to(reader: ChunkReader, codec: AudioCodec, output: BinaryIO, fm
     if layout.items * codec.channels != header.channels:
         raise BitstreamError(f"{layout.items} items of {codec.channels} channels do not make {header.channels}")
     q = checked_quality(codec, header.quality)
-    device = next(codec.parameters()).device
     left = header.frames
     with AudioWriter(output, header.sample_rate, header.channels, fmt, frames=header.frames) as writer:
         for items in reader.chunks():
             frames = min(layout.span, left)
             shapes = codec.latent_shapes((_padded(frames, codec.downsampling),))
             compressed = Compressed({name: Stream([item[name] for item in items], shapes[name]) for name in layout.streams})
-            with single_threaded(device):
-                x_hat = codec.decompress(compressed, q)
+            x_hat = codec.decompress(compressed, q)
             writer.write(x_hat.reshape(header.channels, -1)[:, :frames].cpu().numpy().astype(np.float32))
             left -= frames
     if reader.extras():

@@ -1,9 +1,6 @@
-"""What every modality's pipeline shares: the quality a file records, single-threaded coding, and
-checking that a codec may decode a file."""
+"""What every modality's pipeline shares: the quality a file records, and checking that a codec
+may decode a file."""
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -12,24 +9,6 @@ from lnc.codecs.base import Codec
 from lnc.codecs.registry import check_identity
 from lnc.entropy.chunked import ChunkReader
 from lnc.entropy.errors import BitstreamError, LncError
-
-
-@contextmanager
-def single_threaded(device: torch.device) -> Iterator[None]:
-    """Run the codec with one CPU thread, encoder and decoder alike: convolutions split their sums
-    differently with more threads (≈1e-6 apart). In the decoder's synthesis that can flip an 8-bit
-    rounding, and a file must decode to the same samples on every machine setting; in the entropy
-    parameters (the hyperprior, a context model) it can move a scale across a table boundary, and
-    then the decoder reads the stream with another CDF than the encoder wrote it with."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def checked_quality(codec: Codec, quality: float | None) -> float:

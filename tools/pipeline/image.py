@@ -23,7 +23,7 @@ from lnc.entropy import container as lncfile
 from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
 from lnc.entropy.errors import BitstreamError
 from lnc.tools.io.image import MAX_PIXELS, Picture
-from lnc.tools.pipeline.common import check_stream, checked_quality, single_threaded
+from lnc.tools.pipeline.common import check_stream, checked_quality
 
 TILE = 1024
 """Tile side in pixels (a multiple of every codec's downsampling factor)."""
@@ -99,8 +99,7 @@ def encode_picture_to(
             sizes.append((h, w))
         tiles_x = torch.cat(batch)
         latents = _refined(codec, tiles_x, q, refine, sizes, progress) if refine else None
-        with single_threaded(device):
-            compressed = codec.compress(tiles_x, q, latents)
+        compressed = codec.compress(tiles_x, q, latents)
         for k, i in enumerate(group):
             chunks[i] = compressed.item(k)
     header = lncfile.Header(
@@ -161,8 +160,7 @@ def decode_picture(reader: ChunkReader, codec: ImageCodec) -> Picture:
         compressed = Compressed(
             {name: Stream([chunks[i][name] for i in group], shapes.get(name, ())) for name in reader.layout.streams}
         )
-        with single_threaded(next(codec.parameters()).device):
-            x_hat = codec.decompress(compressed, q)
+        x_hat = codec.decompress(compressed, q)
         pixels = x_hat.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for i, tile_pixels in zip(group, pixels):
             top, left, h, w = tiles[i]
