@@ -27,8 +27,8 @@ _GEOMETRY = [
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "info",
-        help="show the header, sections and bit rate of a .lnc file",
-        description="Show the header, sections and bit rate of a .lnc file, checking it fully.",
+        help="show the header, stream layout, chunks and bit rate of a .lnc file",
+        description="Show the header, stream layout, every chunk's streams and the bit rate of a .lnc file, checking it fully.",
     )
     parser.add_argument("file", help=".lnc file to inspect, or - to read standard input")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
