@@ -165,16 +165,22 @@ def decode_streams(
     threads: int | None = None,
 ) -> list[np.ndarray]:
     """Decode independent streams in parallel; inverse of :func:`encode_streams`."""
-    if len(datas) != len(indexes_list):
-        raise ValueError(f"got {len(datas)} streams but {len(indexes_list)} index arrays")
+    sources = [_data(d) for d in datas]
+    return _decode_each(_range_coder.decode_streams, sources, "streams", indexes_list,
+                        cdfs, cdf_lengths, offsets, precision, threads)
+
+
+def _decode_each(
+    run: Any, sources: list[Any], what: str, indexes_list: Sequence[Any],
+    cdfs: Any, cdf_lengths: Any, offsets: Any, precision: int, threads: int | None,
+) -> list[np.ndarray]:
+    """Checks and conversions shared by the parallel decoders: one source (bytes or decoder
+    object) per index array, each result shaped like its indexes."""
+    if len(sources) != len(indexes_list):
+        raise ValueError(f"got {len(sources)} {what} but {len(indexes_list)} index arrays")
     idx = [_int32(x, f"indexes_list[{n}]") for n, x in enumerate(indexes_list)]
-    outs = _range_coder.decode_streams(
-        [_data(d) for d in datas],
-        [x.reshape(-1) for x in idx],
-        *_tables(cdfs, cdf_lengths, offsets),
-        _precision(precision),
-        _threads(threads),
-    )
+    outs = run(sources, [x.reshape(-1) for x in idx], *_tables(cdfs, cdf_lengths, offsets),
+               _precision(precision), _threads(threads))
     return [o.reshape(x.shape) for o, x in zip(outs, idx)]
 
 
@@ -276,17 +282,8 @@ def decode_from(
     """Decode ``indexes_list[n]`` from ``decoders[n]`` for every n in parallel; inverse of
     :func:`encode_into`, all or nothing like it."""
     impls = _impls(decoders, RangeDecoder, "decoders")
-    if len(impls) != len(indexes_list):
-        raise ValueError(f"got {len(impls)} decoders but {len(indexes_list)} index arrays")
-    idx = [_int32(x, f"indexes_list[{n}]") for n, x in enumerate(indexes_list)]
-    outs = _range_coder.decode_from(
-        impls,
-        [x.reshape(-1) for x in idx],
-        *_tables(cdfs, cdf_lengths, offsets),
-        _precision(precision),
-        _threads(threads),
-    )
-    return [o.reshape(x.shape) for o, x in zip(outs, idx)]
+    return _decode_each(_range_coder.decode_from, impls, "decoders", indexes_list,
+                        cdfs, cdf_lengths, offsets, precision, threads)
 
 
 def pmf_to_quantized_cdf(pmf: Any, precision: int = 16) -> np.ndarray:

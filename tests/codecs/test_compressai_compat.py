@@ -9,7 +9,7 @@ import torch
 from compressai.zoo import bmshj2018_factorized, bmshj2018_hyperprior, mbt2018_mean
 
 from lnc.codecs import from_compressai
-from lnc.tools.pipeline.image import padded
+from lnc.tools.pipeline.common import padded
 
 ZOO = {
     "bmshj2018-factorized": bmshj2018_factorized,

@@ -43,15 +43,16 @@ def _format(output: str, formats: dict[str, str], default: str, kind: str) -> st
 
 def run(args: argparse.Namespace) -> int:
     from lnc.codecs.registry import load, load_shipped
-    from lnc.entropy.container import peek_header
 
     source = read_input(args.input) if args.input == "-" else args.input
-    with open(args.input, "rb") if args.input != "-" else io.BytesIO(source) as f:
-        audio = peek_header(f.read(256)).modality is Modality.AUDIO
-    output = args.output or default_output(args.input, ".wav" if audio else ".png")
-    fmt = _format(output, _AUDIO_FORMATS, "wav", "sound") if audio else _format(output, _IMAGE_FORMATS, "PNG", "picture")
-    check_output(output, args.force, inputs=(args.input,))
     with open_reader(source) as reader:
+        audio = reader.header.modality is Modality.AUDIO
+        output = args.output or default_output(args.input, ".wav" if audio else ".png")
+        if audio:
+            fmt = _format(output, _AUDIO_FORMATS, "wav", "sound")
+        else:
+            fmt = _format(output, _IMAGE_FORMATS, "PNG", "picture")
+        check_output(output, args.force, inputs=(args.input,))
         # A bitstream may only name a shipped model: a weights file of the user's comes from -m.
         codec = load(args.model) if args.model else load_shipped(reader.header.codec)
         if audio:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,7 +18,7 @@ from lnc.entropy import container as lncfile
 from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
 from lnc.entropy.errors import BitstreamError, InputError
 from lnc.tools.io.audio import AudioReader, AudioWriter
-from lnc.tools.pipeline.common import check_stream, checked_quality
+from lnc.tools.pipeline.common import check_stream, checked_quality, padded
 
 CHUNK_FRAMES = 1 << 16
 """Sample frames per chunk (1.5 s at 44.1 kHz), rounded up to the codec's downsampling."""
@@ -35,17 +34,13 @@ def _items(codec: AudioCodec, channels: int) -> int:
     return channels // codec.channels
 
 
-def _padded(frames: int, multiple: int) -> int:
-    return -(-frames // multiple) * multiple
-
-
 @torch.inference_mode()
 def encode_audio_to(out: BinaryIO, reader: AudioReader, codec: AudioCodec, quality: float | None = None) -> int:
     """Write a whole ``.lnc`` file for the audio of ``reader`` to ``out``; returns its size."""
     q = checked_quality(codec, quality)
     info = reader.info
     items = _items(codec, info.channels)
-    span = _padded(CHUNK_FRAMES, codec.downsampling)
+    span = padded(CHUNK_FRAMES, codec.downsampling)
     header = lncfile.Header(
         modality=lncfile.Modality.AUDIO,
         codec=codec.name,
@@ -61,7 +56,7 @@ def encode_audio_to(out: BinaryIO, reader: AudioReader, codec: AudioCodec, quali
     for chunk in reader.chunks(span):
         x = torch.from_numpy(chunk).to(device).reshape(items, codec.channels, -1)
         # Reflection keeps the padded tail like the signal; zeros would cost bits at the edge.
-        pad = _padded(x.shape[-1], codec.downsampling) - x.shape[-1]
+        pad = padded(x.shape[-1], codec.downsampling) - x.shape[-1]
         x = F.pad(x, (0, pad), mode="reflect" if x.shape[-1] > pad else "replicate")
         compressed = codec.compress(x, q)
         writer.write_chunk([compressed.item(k) for k in range(items)])
@@ -82,10 +77,10 @@ def decode_audio_to(reader: ChunkReader, codec: AudioCodec, output: BinaryIO, fm
     with AudioWriter(output, header.sample_rate, header.channels, fmt, frames=header.frames) as writer:
         for items in reader.chunks():
             frames = min(layout.span, left)
-            shapes = codec.latent_shapes((_padded(frames, codec.downsampling),))
+            shapes = codec.latent_shapes((padded(frames, codec.downsampling),))
             compressed = Compressed({name: Stream([item[name] for item in items], shapes[name]) for name in layout.streams})
             x_hat = codec.decompress(compressed, q)
-            writer.write(x_hat.reshape(header.channels, -1)[:, :frames].cpu().numpy().astype(np.float32))
+            writer.write(x_hat.reshape(header.channels, -1)[:, :frames].cpu().numpy())
             left -= frames
     if reader.extras():
         raise BitstreamError(f"extra sections {sorted(reader.extras())} in an audio file")

@@ -1,5 +1,5 @@
-"""What every modality's pipeline shares: the quality a file records, and checking that a codec
-may decode a file."""
+"""What every modality's pipeline shares: the quality a file records, checking that a codec may
+decode a file, and padding sizes to the codec's downsampling."""
 from __future__ import annotations
 
 import numpy as np
@@ -30,3 +30,8 @@ def check_stream(reader: ChunkReader, codec: Codec) -> None:
         raise BitstreamError(f"a {modality} bitstream cannot be decoded by the {codec.modality} codec {codec.name!r}")
     check_identity(codec, reader.header.codec, reader.header.weights_hash)
     codec.check_layout(reader.layout.streams)
+
+
+def padded(size: int, multiple: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple``."""
+    return -(-size // multiple) * multiple

@@ -23,7 +23,7 @@ from lnc.entropy import container as lncfile
 from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
 from lnc.entropy.errors import BitstreamError
 from lnc.tools.io.image import MAX_PIXELS, Picture
-from lnc.tools.pipeline.common import check_stream, checked_quality
+from lnc.tools.pipeline.common import check_stream, checked_quality, padded
 
 TILE = 1024
 """Tile side in pixels (a multiple of every codec's downsampling factor)."""
@@ -40,11 +40,6 @@ def _tiles(height: int, width: int, tile: int = TILE) -> list[tuple[int, int, in
         for top in range(0, height, tile)
         for left in range(0, width, tile)
     ]
-
-
-def padded(size: int, multiple: int) -> int:
-    """``size`` rounded up to a multiple of ``multiple``."""
-    return -(-size // multiple) * multiple
 
 
 def _groups(tiles: list[tuple[int, int, int, int]], multiple: int) -> list[list[int]]:
@@ -157,6 +152,8 @@ def decode_picture(reader: ChunkReader, codec: ImageCodec) -> Picture:
     for group in _groups(tiles, codec.downsampling):
         _, _, h0, w0 = tiles[group[0]]
         shapes = codec.latent_shapes((padded(h0, codec.downsampling), padded(w0, codec.downsampling)))
+        # A per-pass stream of an older layout has no declared shape: its latent codec takes the
+        # shape from the side information it is decoded with.
         compressed = Compressed(
             {name: Stream([chunks[i][name] for i in group], shapes.get(name, ())) for name in reader.layout.streams}
         )
