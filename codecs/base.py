@@ -11,6 +11,8 @@ before decoding anything. Variable-rate codecs (``rate_points > 0``) carry
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from torch import Tensor, nn
 
 from lnc.entropy.base import EntropyModel
 from lnc.entropy.bottleneck import EntropyBottleneck
+from lnc.entropy.chunked import Item
 from lnc.entropy.coder import RangeDecoder, RangeEncoder
 from lnc.entropy.errors import BitstreamError, LncError
 
@@ -62,18 +65,43 @@ class Stream:
 
 @dataclass(frozen=True)
 class Compressed:
-    """What :meth:`Codec.compress` returns and :meth:`Codec.decompress` takes."""
+    """What :meth:`Codec.compress` returns and :meth:`Codec.decompress` takes.
+
+    ``checksums`` (one per batch item, or None when unknown, as in older files) fingerprints the
+    symbols and table indexes of every stream of an item: a decoder that reads other symbols, or
+    the same stream with other tables, fails instead of returning wrong samples.
+    """
 
     streams: dict[str, Stream]
+    checksums: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_items(cls, items: Sequence[Item], shapes: Mapping[str, tuple[int, ...]]) -> Compressed:
+        """A batch of container items (all with or all without checksums); ``shapes`` by stream."""
+        names = list(items[0].streams) if items else []
+        checksums = tuple(item.checksum for item in items)
+        return cls(
+            {name: Stream([item.streams[name] for item in items], tuple(shapes.get(name, ()))) for name in names},
+            None if None in checksums else checksums,  # type: ignore[arg-type]
+        )
 
     @property
     def batch(self) -> int:
         """Number of batch items (tiles, chunks) coded."""
         return len(next(iter(self.streams.values())).strings) if self.streams else 0
 
-    def item(self, k: int) -> dict[str, bytes]:
-        """The strings of batch item ``k`` by stream name: what one container chunk holds."""
-        return {name: stream.strings[k] for name, stream in self.streams.items()}
+    def item(self, k: int) -> Item:
+        """Batch item ``k``: its strings by stream name and its checksum, what a container chunk holds."""
+        return Item({name: stream.strings[k] for name, stream in self.streams.items()},
+                    None if self.checksums is None else self.checksums[k])
+
+
+def _item_checksums(coders: Mapping[str, Sequence[RangeEncoder | RangeDecoder]], batch: int) -> tuple[int, ...]:
+    """Each batch item's checksum: the CRC-32 of its streams' coder checksums, in stream order."""
+    return tuple(
+        zlib.crc32(b"".join(struct.pack("<I", coders[name][k].checksum) for name in sorted(coders)))
+        for k in range(batch)
+    )
 
 
 class Codec(nn.Module):
@@ -88,6 +116,9 @@ class Codec(nn.Module):
     """The streams this codec writes, in file order, with the total stride of the latent each codes."""
     legacy_streams: ClassVar[tuple[tuple[str, ...], ...]] = ()
     """Stream layouts of older files this codec still decodes (e.g. one stream per coding pass)."""
+    numeric_options: ClassVar[tuple[str, ...]] = ()
+    """Config keys that change how the weights are computed with, not the weights: a model trained
+    without one fine-tunes with it (``lnc train --model.init_weights``)."""
     grows_from: ClassVar[dict[str, tuple[str, ...]]] = {}
     """Architectures whose trained weights this one can start from, with the prefixes of the layers
     it adds to them (``lnc train --model.init_weights``)."""
@@ -114,16 +145,22 @@ class Codec(nn.Module):
         """The size of each stream's latent for a padded input of ``size`` (after the channels)."""
         return {name: tuple(int(s) // stride for s in size) for name, stride in self.stream_strides.items()}
 
-    def check_layout(self, names: Sequence[str]) -> None:
-        """Raise BitstreamError unless ``names`` (in any order) is a stream layout this codec writes
-        or still reads."""
+    @classmethod
+    def layout_problem(cls, names: Sequence[str]) -> str | None:
+        """Why ``names`` (in any order) is not a stream layout this architecture writes or still
+        reads; None when it is."""
         names = tuple(names)
-        layouts = (self.stream_names, *self.legacy_streams)
+        layouts = (tuple(cls.stream_strides), *cls.legacy_streams)
         if len(set(names)) != len(names) or not any(set(names) == set(layout) for layout in layouts):
-            raise BitstreamError(
-                f"streams {', '.join(names) or 'none'} do not fit {self.architecture}, which codes "
-                f"{', '.join(self.stream_names)}"
-            )
+            return (f"streams {', '.join(names) or 'none'} do not fit {cls.architecture}, which codes "
+                    f"{', '.join(cls.stream_strides)}")
+        return None
+
+    def check_layout(self, names: Sequence[str]) -> None:
+        """Raise BitstreamError unless ``names`` is a layout this codec reads (:meth:`layout_problem`)."""
+        problem = self.layout_problem(names)
+        if problem:
+            raise BitstreamError(problem)
 
     @property
     def weights_hash(self) -> bytes:
@@ -225,12 +262,15 @@ class Codec(nn.Module):
             self.code_latents(latents, q, encoders)
         shapes = self.latent_shapes(x.shape[2:])
         return Compressed(
-            {name: Stream([e.flush() for e in encs], shapes[name]) for name, encs in encoders.items()}
+            {name: Stream([e.flush() for e in encs], shapes[name]) for name, encs in encoders.items()},
+            _item_checksums(encoders, x.shape[0]),
         )
 
     def decompress(self, compressed: Compressed, quality: Tensor | float | None = None) -> Tensor:
         """Reconstruct ``[B, C, ...]`` from what :meth:`compress` returned, on one CPU thread. Every
-        stream must be read to its last byte: anything else is a corrupt or mismatched stream."""
+        stream must be read to its last byte, and to the item's checksum when there is one:
+        anything else is a corrupt or mismatched stream, or a probability model that computed other
+        tables than the encoder's (``BitstreamError``)."""
         self.check_layout(list(compressed.streams))
         decoders = {name: [RangeDecoder(s) for s in stream.strings] for name, stream in compressed.streams.items()}
         shapes = {name: stream.shape for name, stream in compressed.streams.items()}
@@ -241,6 +281,15 @@ class Codec(nn.Module):
         for decs in decoders.values():
             for decoder in decs:
                 decoder.finish()
+        if compressed.checksums is not None:
+            if len(compressed.checksums) != compressed.batch:
+                raise ValueError(f"{len(compressed.checksums)} checksums for {compressed.batch} items")
+            for k, (want, got) in enumerate(zip(compressed.checksums, _item_checksums(decoders, compressed.batch))):
+                if want != got:
+                    raise BitstreamError(
+                        f"decoded symbols of item {k} do not match the encoder's checksum: the file is "
+                        "corrupt, or this machine computed other entropy parameters than the encoder's "
+                        "(another CPU, torch version or device)")
         return x_hat
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -25,10 +26,15 @@ ARCHITECTURES: dict[str, type[Codec]] = {}
 """Architecture name → codec class, filled by :func:`register` as the codec modules are imported
 (``import lnc.codecs`` imports every family)."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "he2021-checkerboard-vr"
+DEFAULT_MODEL = "he2021-checkerboard-exact-vr"
 # Weights whose name starts with one of these prefixes are stored in fp16: the big transforms and
 # the context networks.
-_HALF_PREFIXES = ("g_a.", "g_s.", "h_a.", "h_s.", "context_prediction.", "context_fusion.")
+_HALF_PREFIXES = (
+    "g_a.", "g_s.", "h_a.", "h_s.", "context_prediction.", "context_fusion.",
+    # MLIC++'s contexts (codecs/image/mlic.py)
+    "channel_context.", "global_inter_context.", "local_context.", "global_intra_context.",
+    "anchor_parameters.", "other_parameters.", "residual_prediction.",
+)
 CodecClass = TypeVar("CodecClass", bound=type[Codec])
 
 
@@ -203,6 +209,21 @@ def load_shipped(name: str, device: str | torch.device = "cpu", source: str = "t
     if not isinstance(name, str) or name not in _shipped_names():
         raise LncError(f"{source} names model {name!r}, which is not a shipped model; give its weights with -m")
     return load_codec_file(WEIGHTS_DIR / f"{name}.safetensors", device=device)
+
+
+def decoder_problem(name: str, digest: bytes, streams: Sequence[str]) -> str | None:
+    """Why the shipped models cannot decode a file whose header names model ``name`` with weights
+    ``digest`` and whose layout holds ``streams``; None when the shipped model of that name can.
+    Reads the weights' metadata and hash only (what ``lnc info`` reports)."""
+    model = next((m for m in shipped_models() if m.name == name), None)
+    if model is None:
+        return f"model {name!r} is not shipped; decoding needs its weights (-m)"
+    if _file_hash(model.path) != digest:
+        return f"weights {digest.hex()} are not those of the shipped {name!r}; decoding needs them (-m)"
+    cls = ARCHITECTURES.get(model.architecture)
+    if cls is None:
+        return f"the shipped {name!r} has an unknown architecture {model.architecture!r}"
+    return cls.layout_problem(streams)
 
 
 def check_identity(codec: Codec, name: str, digest: bytes) -> None:

@@ -3,8 +3,10 @@
 After the header of :mod:`lnc.entropy.container` comes the layout the codec declared (its stream
 names, the chunk span, batch items per chunk) and up to three named extra sections (e.g. an image's
 alpha), then the chunks in order (image tiles in row-major order, a few seconds of audio, a group of
-frames). Each chunk holds one length per item and stream, the payloads, and a CRC32 chained from the
-one before (the first covers everything before it too), so a reader checks every chunk before
+frames). Each chunk holds one length per item and stream, optionally a checksum per item of the
+symbols and table indexes its streams code (so a decoder whose probability model drifted from the
+encoder's stops with an error instead of producing wrong samples), the payloads, and a CRC32 chained
+from the one before (the first covers everything before it too), so a reader checks every chunk before
 decoding it and holds only one at a time; so does a writer. How many chunks a file has follows from
 its geometry and the chunk span (:func:`chunk_count`), so no index is needed, and the layout costs
 no more bytes than version 1's section table. Layout and limits: ``docs/container.md``.
@@ -21,7 +23,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -49,8 +51,10 @@ MAX_ITEMS = 255
 MAX_CHUNK_SPAN = 1 << 31
 LEGACY_TILE = 1024
 """The tile side of version-1 image files."""
-# The layout byte: stream count - 1 in bits 0-3, extra sections in bits 4-5, bit 6 "items follow".
+# The layout byte: stream count - 1 in bits 0-3, extra sections in bits 4-5, bit 6 "items follow",
+# bit 7 "each item carries a checksum of its symbols".
 _ITEMS_FLAG = 0x40
+_CHECKSUM_FLAG = 0x80
 # Most bytes before the first chunk but the extras' payloads: header, layout byte, names, span,
 # items, extras table.
 _MAX_PREAMBLE = (PEEK_BYTES + 1 + MAX_STREAMS * (1 + MAX_SECTION_NAME_LEN) + 5 + 1
@@ -67,6 +71,18 @@ class Layout:
     streams: tuple[str, ...]
     span: int
     items: int = 1
+    checksummed: bool = False
+    """Whether every item carries the 32-bit checksum of :attr:`Item.checksum`."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One batch item of a chunk: a string per stream and, in a checksummed layout, the checksum
+    of the symbols and table indexes its decoder must read (``RangeDecoder.checksum`` of each
+    stream, combined by ``lnc.codecs.base.Compressed``)."""
+
+    streams: dict[str, bytes]
+    checksum: int | None = None
 
 
 def _layout_problem(layout: Layout) -> str | None:
@@ -102,7 +118,8 @@ def _preamble(header: Header, layout: Layout, extras: Sequence[tuple[str, bytes]
     """Header, layout and extra sections: everything before the first chunk."""
     items = layout.items > 1
     out = bytearray(_header_bytes(header, VERSION))
-    out.append(len(layout.streams) - 1 | len(extras) << 4 | (_ITEMS_FLAG if items else 0))
+    out.append(len(layout.streams) - 1 | len(extras) << 4 | (_ITEMS_FLAG if items else 0)
+               | (_CHECKSUM_FLAG if layout.checksummed else 0))
     for name in layout.streams:
         out += bytes((len(name),)) + name.encode()
     out += _varint(layout.span) + (bytes((layout.items,)) if items else b"")
@@ -138,17 +155,22 @@ class ChunkWriter:
             raise ValueError(f".lnc file would exceed {MAX_FILE_BYTES} bytes")
         self.out.write(data)
 
-    def write_chunk(self, items: Sequence[Mapping[str, bytes]]) -> None:
-        """One chunk: for each of the layout's items, its string of every stream."""
+    def write_chunk(self, items: Sequence[Item]) -> None:
+        """One chunk: for each of the layout's items, its string of every stream (and its checksum
+        in a checksummed layout)."""
         if len(items) != self.layout.items:
             raise ValueError(f"a chunk holds {self.layout.items} items, got {len(items)}")
         if self.written >= self.expected:
             raise ValueError(f"the geometry allows {self.expected} chunks")
         for item in items:
-            if set(item) != set(self.layout.streams) or not all(isinstance(p, bytes) for p in item.values()):
-                raise ValueError(f"each item holds bytes of the streams {self.layout.streams}, got {sorted(item)}")
-        payloads = [item[name] for item in items for name in self.layout.streams]
-        body = b"".join(_varint(len(p)) for p in payloads) + b"".join(payloads)
+            streams = item.streams
+            if set(streams) != set(self.layout.streams) or not all(isinstance(p, bytes) for p in streams.values()):
+                raise ValueError(f"each item holds bytes of the streams {self.layout.streams}, got {sorted(streams)}")
+            if self.layout.checksummed != (item.checksum is not None):
+                raise ValueError("items carry a checksum exactly when the layout is checksummed")
+        payloads = [item.streams[name] for item in items for name in self.layout.streams]
+        sums = b"".join(struct.pack("<I", item.checksum) for item in items if item.checksum is not None)
+        body = b"".join(_varint(len(p)) for p in payloads) + sums + b"".join(payloads)
         self.crc = zlib.crc32(body, self.crc)
         self._emit(body + struct.pack("<I", self.crc))
         self.written += 1
@@ -198,14 +220,12 @@ class ChunkReader:
             self._legacy(v1.read(head + src.read(size - len(head))))
             return
         flags = cur.u8("layout flags")
-        if flags & 0x80:
-            raise BitstreamError(f"corrupted .lnc file: unknown layout flags 0x{flags:02x}")
         streams = tuple(cur.name(MAX_SECTION_NAME_LEN, f"stream {i} name") for i in range((flags & 0x0F) + 1))
         span = cur.varint("chunk span")
         items = cur.u8("items per chunk") if flags & _ITEMS_FLAG else 1
         if flags & _ITEMS_FLAG and items < 2:
             raise BitstreamError("corrupted .lnc file: items per chunk stored with its default value")
-        self.layout = Layout(streams, span, items)
+        self.layout = Layout(streams, span, items, bool(flags & _CHECKSUM_FLAG))
         problem = _layout_problem(self.layout)
         if problem:
             raise BitstreamError(f"implausible .lnc layout: {problem}")
@@ -247,11 +267,11 @@ class ChunkReader:
             have = ", ".join(name for name, _ in container.sections) or "none"
             raise BitstreamError(f"version-1 .lnc file without the same streams for each of its {self.count} "
                                  f"tiles (sections: {have})")
-        self._legacy_chunks = [[chunks[k]] for k in range(self.count)]
+        self._legacy_chunks = [[Item(chunks[k])] for k in range(self.count)]
         self._extras = extras
 
-    def chunks(self) -> Iterator[list[dict[str, bytes]]]:
-        """Each chunk, in order, as its items' strings by stream name."""
+    def chunks(self) -> Iterator[list[Item]]:
+        """Each chunk, in order, as its items."""
         if self.version == 1:
             yield from self._legacy_chunks
             return
@@ -264,14 +284,17 @@ class ChunkReader:
                 length, encoded = self._varint(what)
                 lengths.append(length)
                 raw += encoded
+            sums = self._source.take(4 * self.layout.items, f"{what} checksums") if self.layout.checksummed else b""
             if sum(lengths) > self._source.left:
                 raise BitstreamError(f"truncated .lnc file: {what} needs {sum(lengths)} bytes, "
                                      f"{self._source.left} left")
             payloads = [self._source.take(n, what) for n in lengths]
-            self._check_crc(bytes(raw) + b"".join(payloads), what)
+            self._check_crc(bytes(raw) + sums + b"".join(payloads), what)
             self._read += 1
-            yield [dict(zip(self.layout.streams, payloads[i:i + len(self.layout.streams)]))
-                   for i in range(0, n_payloads, len(self.layout.streams))]
+            n = len(self.layout.streams)
+            checksums = struct.unpack(f"<{self.layout.items}I", sums) if sums else (None,) * self.layout.items
+            yield [Item(dict(zip(self.layout.streams, payloads[k * n:(k + 1) * n])), checksums[k])
+                   for k in range(self.layout.items)]
 
     def _varint(self, what: str) -> tuple[int, bytes]:
         encoded = bytearray()

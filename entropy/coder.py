@@ -9,11 +9,15 @@ numpy arrays, torch tensors or sequences; the GIL is released while coding.
 
 Besides the one-shot calls, :class:`RangeEncoder` and :class:`RangeDecoder` code one stream over
 several calls, each with its own tables (like CompressAI's ``BufferedRansEncoder`` /
-``RansDecoder``): passes that condition on earlier ones share one flush.
+``RansDecoder``): passes that condition on earlier ones share one flush. Both keep a checksum of
+the symbols and table indexes they coded, so a decoder can tell when it read a stream with other
+tables than the encoder wrote it with (a desynchronised probability model) or read other symbols.
 """
 from __future__ import annotations
 
+import struct
 import sys
+import zlib
 from typing import Any, Sequence
 
 import numpy as np
@@ -184,7 +188,25 @@ def _decode_each(
     return [o.reshape(x.shape) for o, x in zip(outs, idx)]
 
 
-class RangeEncoder:
+class _Checksummed:
+    """The running checksum of every symbol and table index an encoder or decoder coded."""
+
+    __slots__ = ("_impl", "_sums")
+
+    def __init__(self) -> None:
+        self._sums = (0, 0)
+
+    def _digest(self, symbols: np.ndarray, indexes: np.ndarray) -> None:
+        self._sums = (zlib.crc32(symbols, self._sums[0]), zlib.crc32(indexes, self._sums[1]))
+
+    @property
+    def checksum(self) -> int:
+        """CRC-32 of the symbols and of the indexes coded so far (int32, C order); it depends on
+        the values alone, not on how they were split into calls."""
+        return zlib.crc32(struct.pack("<II", *self._sums))
+
+
+class RangeEncoder(_Checksummed):
     """One range-coded stream built by several :meth:`encode_with_indexes` calls, then :meth:`flush`.
 
     Each call may bring its own tables, so passes that condition on earlier ones (checkerboard
@@ -195,9 +217,10 @@ class RangeEncoder:
     same object raises ``RuntimeError``).
     """
 
-    __slots__ = ("_impl",)
+    __slots__ = ()
 
     def __init__(self) -> None:
+        super().__init__()
         self._impl = _range_coder.StreamEncoder()
 
     def encode_with_indexes(
@@ -206,24 +229,27 @@ class RangeEncoder:
         """Append ``symbols[k]`` coded with table ``indexes[k]`` (same shapes, read in C order)."""
         s, i = _symbols_and_indexes(symbols, indexes)
         self._impl.encode(s, i, *_tables(cdfs, cdf_lengths, offsets), _precision(precision))
+        self._digest(s, i)
 
     def flush(self) -> bytes:
         """End the stream and return its bytes; the encoder takes no further calls (``ValueError``)."""
         return self._impl.flush()
 
 
-class RangeDecoder:
+class RangeDecoder(_Checksummed):
     """Reads a stream of :class:`RangeEncoder` back, one :meth:`decode_with_indexes` per encoder call.
 
     The calls must repeat the encoder's: same order, same indexes and tables per call (any split
     into calls with the same tables works too, as coding does not depend on it). It keeps a
     reference to ``data``. Malformed data raises ``BitstreamError`` from the call that meets it
-    (the decoder then stays as before that call) or from :meth:`finish`.
+    (the decoder then stays as before that call) or from :meth:`finish`. Its :attr:`checksum`
+    equals the encoder's when it read the same symbols with the same indexes.
     """
 
-    __slots__ = ("_impl",)
+    __slots__ = ()
 
     def __init__(self, data: bytes) -> None:
+        super().__init__()
         self._impl = _range_coder.StreamDecoder(_data(data))
 
     def decode_with_indexes(
@@ -232,6 +258,7 @@ class RangeDecoder:
         """The next ``indexes.size`` symbols as int32, shaped like ``indexes``."""
         i = _int32(indexes, "indexes")
         out = self._impl.decode(i.reshape(-1), *_tables(cdfs, cdf_lengths, offsets), _precision(precision))
+        self._digest(out, i)
         return out.reshape(i.shape)
 
     def finish(self) -> None:
@@ -265,9 +292,12 @@ def encode_into(
     impls = _impls(encoders, RangeEncoder, "encoders")
     if len(impls) != len(streams):
         raise ValueError(f"got {len(impls)} encoders but {len(streams)} streams")
+    pairs = _pairs(streams)
     _range_coder.encode_into(
-        impls, _pairs(streams), *_tables(cdfs, cdf_lengths, offsets), _precision(precision), _threads(threads)
+        impls, pairs, *_tables(cdfs, cdf_lengths, offsets), _precision(precision), _threads(threads)
     )
+    for encoder, (s, i) in zip(encoders, pairs):
+        encoder._digest(s, i)
 
 
 def decode_from(
@@ -282,8 +312,11 @@ def decode_from(
     """Decode ``indexes_list[n]`` from ``decoders[n]`` for every n in parallel; inverse of
     :func:`encode_into`, all or nothing like it."""
     impls = _impls(decoders, RangeDecoder, "decoders")
-    return _decode_each(_range_coder.decode_from, impls, "decoders", indexes_list,
+    outs = _decode_each(_range_coder.decode_from, impls, "decoders", indexes_list,
                         cdfs, cdf_lengths, offsets, precision, threads)
+    for decoder, out, indexes in zip(decoders, outs, indexes_list):
+        decoder._digest(out, _int32(indexes, "indexes"))
+    return outs
 
 
 def pmf_to_quantized_cdf(pmf: Any, precision: int = 16) -> np.ndarray:

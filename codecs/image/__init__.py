@@ -2,5 +2,6 @@
 from lnc.codecs.image.checkerboard import CheckerboardMeanScale
 from lnc.codecs.image.factorized import FactorizedPrior
 from lnc.codecs.image.hyperprior import MeanScaleHyperprior, ScaleHyperprior
+from lnc.codecs.image.mlic import MLICPlusPlus
 
-__all__ = ["CheckerboardMeanScale", "FactorizedPrior", "MeanScaleHyperprior", "ScaleHyperprior"]
+__all__ = ["CheckerboardMeanScale", "FactorizedPrior", "MLICPlusPlus", "MeanScaleHyperprior", "ScaleHyperprior"]

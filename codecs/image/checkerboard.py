@@ -30,8 +30,11 @@ class CheckerboardMeanScale(MeanScaleHyperprior):
     legacy_streams = (("z", "y_anchor", "y_other"),)
     grows_from = {"mbt2018-mean": ("context_prediction.", "context_fusion.")}
 
-    def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False) -> None:
-        super().__init__(N, M, rate_points, mixed_quantization)
+    def __init__(
+        self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False,
+        exact_entropy: bool = False,
+    ) -> None:
+        super().__init__(N, M, rate_points, mixed_quantization, exact_entropy)
         self.context_prediction = CheckerboardConv2d(M, 2 * M)
         self.context_fusion = nn.Sequential(
             nn.Conv2d(4 * M, 10 * M // 3, 1),
@@ -42,7 +45,9 @@ class CheckerboardMeanScale(MeanScaleHyperprior):
         )
         nn.init.zeros_(self.context_fusion[-1].weight)
         nn.init.zeros_(self.context_fusion[-1].bias)
-        context = CheckerboardLatentCodec(self.y_gaussian, self.context_prediction, self.context_fusion)
+        context = CheckerboardLatentCodec(
+            self.y_gaussian, self.context_prediction, self.context_fusion, run=self.entropy_path
+        )
         self.latent_codec = self._hyperprior(context)
 
     def hyper_side(self, z_hat: Tensor, q: Tensor) -> Tensor:  # type: ignore[override]

@@ -20,6 +20,7 @@ from lnc.codecs.image.transforms import analysis_transform, synthesis_transform
 from lnc.codecs.latent import EntropyBottleneckLatentCodec, GaussianConditionalLatentCodec, HyperpriorLatentCodec
 from lnc.codecs.latent.base import LatentCodec
 from lnc.codecs.layers import GainUnit, apply_gain, conv, deconv
+from lnc.codecs.layers.exact import exact_forward
 from lnc.codecs.registry import register
 from lnc.entropy.bottleneck import EntropyBottleneck
 from lnc.entropy.gaussian import GaussianConditional
@@ -42,14 +43,23 @@ class _Hyperprior(ImageCodec):
         mixed_quantization: in training, ``g_s`` gets the latents rounded with a straight-through
             gradient while the rate keeps the noise proxy (Minnen & Singh 2020, arXiv:2007.08739),
             so the synthesis learns on what it will decode. Evaluation and coding are unchanged.
+        exact_entropy: compute the entropy parameters (``h_s``, any context model, the hyper gain)
+            with exact sums on a dyadic grid (:mod:`lnc.codecs.layers.exact`), so every machine
+            and thread count selects the same CDF tables; trained with that grid in the loop.
     """
 
     stream_strides = {"z": 64, "y": 16}
+    numeric_options = ("exact_entropy",)
     latent_codec: LatentCodec
 
-    def __init__(self, N: int, M: int, rate_points: int, mixed_quantization: bool = False) -> None:
+    def __init__(
+        self, N: int, M: int, rate_points: int, mixed_quantization: bool = False, exact_entropy: bool = False
+    ) -> None:
         super().__init__(rate_points)
         self.config.update(N=N, M=M)
+        self.exact_entropy = bool(exact_entropy)
+        if self.exact_entropy:
+            self.config.update(exact_entropy=True)
         self.g_a = analysis_transform(N, M)
         self.g_s = synthesis_transform(N, M)
         self.entropy_bottleneck = EntropyBottleneck(N)
@@ -73,6 +83,14 @@ class _Hyperprior(ImageCodec):
 
     def _hyper_input(self, y: Tensor) -> Tensor:
         return y
+
+    def entropy_path(self, module: nn.Module, x: Tensor) -> Tensor:
+        """``module(x)`` for a layer of the entropy parameters: exact sums with ``exact_entropy``."""
+        return exact_forward(module, x) if self.exact_entropy else module(x)
+
+    def hyper_input(self, z_hat: Tensor, q: Tensor) -> Tensor:
+        """``ẑ`` times the inverse hyper gain: what ``h_s`` reads."""
+        return apply_gain(self.hyper_gain, z_hat, q, inverse=True, portable=self.exact_entropy)
 
     def hyper_side(self, z_hat: Tensor, q: Tensor) -> Any:
         """What ``ẑ`` tells the latent codec of ``y`` (at qualities ``q``)."""
@@ -103,8 +121,11 @@ class ScaleHyperprior(_Hyperprior):
 
     architecture = "bmshj2018-hyperprior"
 
-    def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False) -> None:
-        super().__init__(N, M, rate_points, mixed_quantization)
+    def __init__(
+        self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False,
+        exact_entropy: bool = False,
+    ) -> None:
+        super().__init__(N, M, rate_points, mixed_quantization, exact_entropy)
         self.h_a = _hyper_analysis(M, N, nn.ReLU)
         self.h_s = nn.Sequential(
             deconv(N, N),
@@ -121,7 +142,7 @@ class ScaleHyperprior(_Hyperprior):
 
     def hyper_side(self, z_hat: Tensor, q: Tensor) -> tuple[Tensor, None]:
         """Scales (zero means)."""
-        return self.h_s(apply_gain(self.hyper_gain, z_hat, q, inverse=True)), None
+        return self.entropy_path(self.h_s, self.hyper_input(z_hat, q)), None
 
 
 @register
@@ -130,8 +151,11 @@ class MeanScaleHyperprior(_Hyperprior):
 
     architecture = "mbt2018-mean"
 
-    def __init__(self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False) -> None:
-        super().__init__(N, M, rate_points, mixed_quantization)
+    def __init__(
+        self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False,
+        exact_entropy: bool = False,
+    ) -> None:
+        super().__init__(N, M, rate_points, mixed_quantization, exact_entropy)
         self.h_a = _hyper_analysis(M, N, nn.LeakyReLU)
         self.h_s = nn.Sequential(
             deconv(N, M),
@@ -144,7 +168,7 @@ class MeanScaleHyperprior(_Hyperprior):
 
     def hyper_features(self, z_hat: Tensor, q: Tensor) -> Tensor:
         """``h_s`` of ``ẑ``: ``2M`` channels, the scales then the means."""
-        return self.h_s(apply_gain(self.hyper_gain, z_hat, q, inverse=True))
+        return self.entropy_path(self.h_s, self.hyper_input(z_hat, q))
 
     def hyper_side(self, z_hat: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
         """Scales and means."""

@@ -8,7 +8,7 @@ stream (one termination) rather than two.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -34,8 +34,13 @@ class CheckerboardConv2d(nn.Conv2d):
         mask = ~checkerboard_mask(kernel_size, kernel_size)  # the centre (even) and its colour off
         self.register_buffer("mask", mask.to(self.weight.dtype)[None, None], persistent=False)
 
+    @property
+    def masked_weight(self) -> Tensor:
+        """The kernel with the positions of the centre's colour zeroed: the one that is applied."""
+        return self.weight * self.mask
+
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(x, self.weight * self.mask, self.bias)
+        return self._conv_forward(x, self.masked_weight, self.bias)
 
 
 class CheckerboardLatentCodec(LatentCodec):
@@ -51,6 +56,7 @@ class CheckerboardLatentCodec(LatentCodec):
         context_fusion: maps ``[hyper, ctx]`` to a correction of ``hyper``.
         pass_streams: the separate streams of the two passes in files written before one stream
             carried both, still read.
+        run: how a layer is applied (default: called); e.g. the codec's exact entropy path.
     """
 
     def __init__(
@@ -59,12 +65,14 @@ class CheckerboardLatentCodec(LatentCodec):
         context_prediction: nn.Module,
         context_fusion: nn.Module,
         pass_streams: tuple[str, str] = ("y_anchor", "y_other"),
+        run: Callable[[nn.Module, Tensor], Tensor] | None = None,
     ) -> None:
         self.gaussian = gaussian
         self.context_prediction = context_prediction
         self.context_fusion = context_fusion
         self.streams = gaussian.streams
         self.pass_streams = pass_streams
+        self.run = run or (lambda module, x: module(x))
 
     def parameters(self, hyper: Tensor, anchors: Tensor | None) -> Parameters:
         """Scales and means from the hyperprior and the anchors (zero elsewhere; None: none yet)."""
@@ -72,8 +80,8 @@ class CheckerboardLatentCodec(LatentCodec):
             ctx = torch.zeros_like(hyper)
         else:
             others = ~checkerboard_mask(*hyper.shape[-2:], device=hyper.device)
-            ctx = self.context_prediction(anchors) * others
-        scales, means = (hyper + self.context_fusion(torch.cat([hyper, ctx], 1))).chunk(2, 1)
+            ctx = self.run(self.context_prediction, anchors) * others
+        scales, means = (hyper + self.run(self.context_fusion, torch.cat([hyper, ctx], 1))).chunk(2, 1)
         return scales, means
 
     def forward(self, y: Tensor, side: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -3,7 +3,9 @@
 Cui et al. 2021, "Asymmetric Gained Deep Image Compression With Continuous Rate Adaptation"
 (arXiv:2003.02012): a latent is scaled channel-wise by a learned gain vector before quantisation and
 by a separate inverse-gain vector after it. One pair of vectors per rate point; a rate between two
-points interpolates the pair geometrically, so the rate is continuous.
+points interpolates the pair geometrically, so the rate is continuous. With ``portable=True`` the
+exponential is :func:`~lnc.codecs.layers.exact.portable_exp`, the same bits on every device, for
+gains that feed entropy parameters (:mod:`lnc.codecs.layers.exact`).
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import math
 
 import torch
 from torch import Tensor, nn
+
+from lnc.codecs.layers.exact import portable_exp
 
 
 class GainUnit(nn.Module):
@@ -30,26 +34,31 @@ class GainUnit(nn.Module):
         self.log_gain = nn.Parameter(log_gain)
         self.log_inverse_gain = nn.Parameter(-log_gain.clone())
 
-    def _interpolate(self, table: Tensor, quality: Tensor) -> Tensor:
+    def _interpolate(self, table: Tensor, quality: Tensor, portable: bool) -> Tensor:
+        dtype = table.dtype
+        if portable:
+            table = table.to(torch.float64)
         q = quality.to(table.dtype).clamp(1, self.points) - 1
         lower = q.floor().clamp(max=max(self.points - 2, 0)).long()
         upper = (lower + 1).clamp(max=self.points - 1)
         frac = (q - lower.to(q.dtype)).unsqueeze(1)
         log_value = table[lower] * (1 - frac) + table[upper] * frac
-        return log_value.exp()
+        return portable_exp(log_value).to(dtype) if portable else log_value.exp()
 
-    def gain(self, quality: Tensor, spatial_dims: int = 2) -> Tensor:
+    def gain(self, quality: Tensor, spatial_dims: int = 2, portable: bool = False) -> Tensor:
         """Gain vectors shaped ``[B, C, 1, …]`` (``spatial_dims`` ones) for qualities ``[B]``."""
-        return self._interpolate(self.log_gain, quality)[(...,) + (None,) * spatial_dims]
+        return self._interpolate(self.log_gain, quality, portable)[(...,) + (None,) * spatial_dims]
 
-    def inverse_gain(self, quality: Tensor, spatial_dims: int = 2) -> Tensor:
+    def inverse_gain(self, quality: Tensor, spatial_dims: int = 2, portable: bool = False) -> Tensor:
         """Inverse-gain vectors shaped ``[B, C, 1, …]``."""
-        return self._interpolate(self.log_inverse_gain, quality)[(...,) + (None,) * spatial_dims]
+        return self._interpolate(self.log_inverse_gain, quality, portable)[(...,) + (None,) * spatial_dims]
 
 
-def apply_gain(unit: GainUnit | None, t: Tensor, quality: Tensor, inverse: bool = False) -> Tensor:
+def apply_gain(
+    unit: GainUnit | None, t: Tensor, quality: Tensor, inverse: bool = False, portable: bool = False
+) -> Tensor:
     """``t`` ``[B, C, …]`` scaled by the unit's (inverse) gain at ``quality``; unchanged without a unit."""
     if unit is None:
         return t
     spatial = t.dim() - 2
-    return t * (unit.inverse_gain(quality, spatial) if inverse else unit.gain(quality, spatial))
+    return t * (unit.inverse_gain(quality, spatial, portable) if inverse else unit.gain(quality, spatial, portable))

@@ -98,7 +98,9 @@ def test_lnc_file_round_trip_of_a_kodak_image(kodim):
         chunks = list(reader.chunks())
         assert reader.extras() == {}
     assert len(chunks) == 1 and len(chunks[0]) == 1  # one tile, one item
-    assert set(chunks[0][0]) == {"z", "y"} and all(len(s) > 0 for s in chunks[0][0].values())
+    item = chunks[0][0]
+    assert set(item.streams) == {"z", "y"} and all(len(s) > 0 for s in item.streams.values())
+    assert item.checksum is not None and reader.layout.checksummed
     decoded = decode_bytes(data, codec)
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255).unsqueeze(0)
     padded = torch.nn.functional.pad(x, (0, 256 - 200, 0, 320 - 300), mode="replicate")

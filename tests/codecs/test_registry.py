@@ -30,7 +30,7 @@ from lnc.codecs.registry import (
     shipped_models,
     weights_hash,
 )
-from lnc.entropy.chunked import ChunkWriter, Layout, open_reader
+from lnc.entropy.chunked import ChunkWriter, Item, Layout, open_reader
 from lnc.entropy.container import Header, Modality
 from lnc.entropy.errors import LncError
 from lnc.tools.cli import main
@@ -328,7 +328,7 @@ def _forged(tmp_path: Path, codec_name: str) -> Path:
     header = Header(Modality.IMAGE, codec_name, bytes(8), 1.0, height=16, width=16, channels=3)
     buffer = io.BytesIO()
     writer = ChunkWriter(buffer, header, Layout(("z", "y"), 1024))
-    writer.write_chunk([{"z": b"\x00", "y": b"\x00"}])
+    writer.write_chunk([Item({"z": b"\x00", "y": b"\x00"})])
     writer.close()
     path = tmp_path / "forged.lnc"
     path.write_bytes(buffer.getvalue())

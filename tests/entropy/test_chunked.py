@@ -18,6 +18,7 @@ from lnc.entropy.chunked import (
     MAX_CHUNK_SPAN,
     ChunkReader,
     ChunkWriter,
+    Item,
     Layout,
     chunk_count,
     open_reader,
@@ -35,10 +36,10 @@ def image_header(height: int, width: int, channels: int = 3, codec: str = "mbt20
 
 AUDIO = Header(Modality.AUDIO, "audio-codec", HASH, 6.0, channels=4, bit_depth=16, frames=3 * 4800 + 1000,
                sample_rate=48000)
-AUDIO_LAYOUT = Layout(("codes", "side"), 4800, items=2)
+AUDIO_LAYOUT = Layout(("codes", "side"), 4800, items=2, checksummed=True)
 VIDEO = Header(Modality.VIDEO, "video-codec", HASH, 3.5, height=240, width=416, channels=3, frames=70,
                fps=30000 / 1001)
-VIDEO_LAYOUT = Layout(("z", "y", "mv"), 16)
+VIDEO_LAYOUT = Layout(("z", "y", "mv"), 16, checksummed=True)
 
 
 def varint(value: int) -> bytes:
@@ -49,11 +50,17 @@ def varint(value: int) -> bytes:
     return bytes(out + bytes((value,)))
 
 
-def make_chunks(layout: Layout, sizes: list[int], seed: int = 0) -> list[list[dict[str, bytes]]]:
+def make_chunks(layout: Layout, sizes: list[int], seed: int = 0) -> list[list[Item]]:
     """One chunk per entry of ``sizes``; payload lengths vary around it by item and stream."""
     rng = random.Random(seed)
-    return [[{name: rng.randbytes(max(0, size - 3 * j + s)) for s, name in enumerate(layout.streams)}
+    return [[Item({name: rng.randbytes(max(0, size - 3 * j + s)) for s, name in enumerate(layout.streams)},
+                  rng.getrandbits(32) if layout.checksummed else None)
              for j in range(layout.items)] for size in sizes]
+
+
+def items(*payloads: dict[str, bytes]) -> list[Item]:
+    """A chunk of unchecksummed items."""
+    return [Item(p) for p in payloads]
 
 
 def encode(header: Header, layout: Layout, chunks, extras=()) -> bytes:
@@ -79,7 +86,8 @@ def spec_bytes(header: Header, layout: Layout, chunks, extras=(), layout_byte: i
     v1 = write(Container(header, []))  # header, section count 0 (1 byte), CRC (4 bytes)
     out = bytearray(v1[:4] + b"\x02" + v1[5:-5])
     flag = 0x40 if layout.items > 1 else 0
-    out.append((len(layout.streams) - 1) | len(extras) << 4 | flag if layout_byte is None else layout_byte)
+    summed = 0x80 if layout.checksummed else 0
+    out.append((len(layout.streams) - 1) | len(extras) << 4 | flag | summed if layout_byte is None else layout_byte)
     for name in layout.streams:
         out += bytes((len(name),)) + name.encode()
     out += varint(layout.span) if span is None else span
@@ -90,8 +98,9 @@ def spec_bytes(header: Header, layout: Layout, chunks, extras=(), layout_byte: i
         out += payload
     crc = zlib.crc32(out)
     for chunk in chunks:
-        payloads = [item[name] for item in chunk for name in layout.streams]
-        body = b"".join(varint(len(p)) for p in payloads) + b"".join(payloads)
+        payloads = [item.streams[name] for item in chunk for name in layout.streams]
+        sums = b"".join(struct.pack("<I", item.checksum) for item in chunk if layout.checksummed)
+        body = b"".join(varint(len(p)) for p in payloads) + sums + b"".join(payloads)
         crc = zlib.crc32(body, crc)
         out += body + struct.pack("<I", crc)
     return bytes(out)
@@ -152,7 +161,7 @@ def test_writer_writes_the_header_at_once_and_each_chunk_as_it_comes() -> None:
     assert out.getvalue() == full
     # Each step wrote exactly one chunk: its lengths, payloads and CRC.
     for k, chunk in enumerate(chunks):
-        n = sum(len(varint(len(p))) + len(p) for item in chunk for p in item.values()) + 4
+        n = sum(len(varint(len(p))) + len(p) for item in chunk for p in item.streams.values()) + 4 + 4 * len(chunk)
         assert sizes[k + 1] - sizes[k] == n
 
 
@@ -184,7 +193,7 @@ def test_v2_overhead_is_no_larger_than_version_1() -> None:
     for header in (image_header(512, 768), image_header(1024, 1024), image_header(1, 1, codec="c")):
         for z, y in ((0, 0), (1, 1), (127, 128), (128, 16383), (16384, 5000), (300_000, 2**21)):
             payloads = {"z": b"\x01" * z, "y": b"\x02" * y}
-            v2 = encode(header, Layout(("z", "y"), LEGACY_TILE), [[payloads]])
+            v2 = encode(header, Layout(("z", "y"), LEGACY_TILE), [items(payloads)])
             v1 = write(Container(header, [("z0", payloads["z"]), ("y0", payloads["y"])]))
             assert len(v2) - z - y <= len(v1) - z - y, (header, z, y)
 
@@ -192,7 +201,7 @@ def test_v2_overhead_is_no_larger_than_version_1() -> None:
 def test_documented_example_overhead() -> None:
     """docs/container.md: a 768x512 mbt2018-mean-vr file, streams z, y of 128..16383 bytes."""
     for z, y in ((128, 128), (300, 5000), (16383, 16383)):
-        data = encode(image_header(512, 768), Layout(("z", "y"), 1024), [[{"z": bytes(z), "y": bytes(y)}]])
+        data = encode(image_header(512, 768), Layout(("z", "y"), 1024), [items({"z": bytes(z), "y": bytes(y)})])
         assert len(data) - z - y == 55
 
 
@@ -217,9 +226,9 @@ def test_writer_refuses_too_many_and_too_few_chunks() -> None:
 def test_writer_refuses_wrong_item_counts() -> None:
     header, layout, chunks, _ = CASES["audio"]
     writer = ChunkWriter(io.BytesIO(), header, layout)
-    for items in ([], chunks[0][:1], chunks[0] * 2):
+    for bad in ([], chunks[0][:1], chunks[0] * 2):
         with pytest.raises(ValueError, match="holds 2 items"):
-            writer.write_chunk(items)
+            writer.write_chunk(bad)
     writer.write_chunk(chunks[0])  # the refusals wrote nothing
     assert writer.written == 1
 
@@ -271,8 +280,26 @@ def test_writer_refuses_items_with_other_streams() -> None:
     layout = Layout(("z", "y"), 16)
     for item in ({"z": b"1"}, {"z": b"1", "y": b"2", "w": b"lost"}):
         writer = ChunkWriter(io.BytesIO(), image_header(10, 10), layout)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="streams"):
+            writer.write_chunk(items(item))
+
+
+def test_writer_refuses_checksums_that_do_not_fit_the_layout() -> None:
+    both = {"z": b"1", "y": b"2"}
+    for layout, item in ((Layout(("z", "y"), 16), Item(both, 7)), (Layout(("z", "y"), 16, checksummed=True), Item(both))):
+        writer = ChunkWriter(io.BytesIO(), image_header(10, 10), layout)
+        with pytest.raises(ValueError, match="checksum"):
             writer.write_chunk([item])
+
+
+def test_checksums_are_covered_by_the_crc() -> None:
+    header, layout, chunks, extras = CASES["video"]
+    data = bytearray(encode(header, layout, chunks, extras))
+    first_sum = len(spec_bytes(header, layout, [], extras)) + sum(len(varint(len(p))) for p in chunks[0][0].streams.values())
+    assert struct.unpack_from("<I", data, first_sum)[0] == chunks[0][0].checksum
+    data[first_sum] ^= 1
+    with pytest.raises(BitstreamError, match="chunk 0 CRC32"):
+        consume(bytes(data))
 
 
 # ---------------------------------------------------------------- the reader and hostile files
@@ -390,7 +417,6 @@ def test_chunk_lengths_beyond_the_file_raise_before_reading(claimed: int) -> Non
 
 
 @pytest.mark.parametrize(("what", "overrides", "message"), [
-    ("layout bit 7", {"layout_byte": 0x81}, "layout flags"),
     ("items stored as 1", {"layout_byte": 0x41, "items": b"\x01"}, "default value"),
     ("items stored as 0", {"layout_byte": 0x41, "items": b"\x00"}, "default value"),
     ("span 0", {"span": b"\x00"}, "chunk span 0"),
@@ -408,14 +434,14 @@ def test_reader_rejects_bad_layouts(what: str, overrides: dict, message: str) ->
 def test_reader_rejects_duplicate_names() -> None:
     header = image_header(10, 10)
     with pytest.raises(BitstreamError, match="duplicate stream"):
-        consume(spec_bytes(header, Layout(("z", "z"), 16), [[{"z": b"1"}]]))
+        consume(spec_bytes(header, Layout(("z", "z"), 16), [items({"z": b"1"})]))
     with pytest.raises(BitstreamError, match="duplicate extra"):
-        consume(spec_bytes(header, Layout(("z",), 16), [[{"z": b"1"}]], [("a", b"1"), ("a", b"2")]))
+        consume(spec_bytes(header, Layout(("z",), 16), [items({"z": b"1"})], [("a", b"1"), ("a", b"2")]))
 
 
 def test_reader_rejects_non_minimal_chunk_lengths() -> None:
     header, layout = image_header(10, 10), Layout(("z",), 16)
-    good = spec_bytes(header, layout, [[{"z": b"\x05"}]])
+    good = spec_bytes(header, layout, [items({"z": b"\x05"})])
     prefix = good[: -(1 + 1 + 4)]
     body = b"\x81\x00" + b"\x05"
     data = prefix + body + struct.pack("<I", zlib.crc32(body, zlib.crc32(prefix)))
@@ -489,9 +515,9 @@ def test_long_file_is_written_and_read_with_one_chunk_in_memory(tmp_path: Path) 
     layout = Layout(("codes", "side"), 1000, items=2)
     chunk_bytes = 2 * (6000 + 2000)
 
-    def chunk(k: int) -> list[dict[str, bytes]]:
+    def chunk(k: int) -> list[Item]:
         rng = random.Random(k)
-        return [{"codes": rng.randbytes(6000), "side": rng.randbytes(2000)} for _ in range(2)]
+        return items(*({"codes": rng.randbytes(6000), "side": rng.randbytes(2000)} for _ in range(2)))
 
     path = tmp_path / "long.lnc"
     tracemalloc.start()
@@ -506,8 +532,8 @@ def test_long_file_is_written_and_read_with_one_chunk_in_memory(tmp_path: Path) 
         with open_reader(path) as reader:
             assert reader.count == 200
             n = 0
-            for k, items in enumerate(reader.chunks()):
-                assert items == chunk(k)
+            for k, got in enumerate(reader.chunks()):
+                assert got == chunk(k)
                 n += 1
             assert n == 200 and reader.extras() == {}
         read_peak = tracemalloc.get_traced_memory()[1]
@@ -549,9 +575,9 @@ def test_golden_version_1_files_read_through_chunk_reader(path: Path) -> None:
             assert (reader.header.width, reader.header.height) == (1100, 200)  # two tiles side by side
         chunks = list(reader.chunks())
         assert len(chunks) == reader.count
-        for k, items in enumerate(chunks):
-            assert len(items) == 1 and set(items[0]) == expected_streams
-            assert items[0] == {name: sections[f"{name}{k}"] for name in expected_streams}
+        for k, got in enumerate(chunks):
+            assert len(got) == 1 and set(got[0].streams) == expected_streams and got[0].checksum is None
+            assert got[0].streams == {name: sections[f"{name}{k}"] for name in expected_streams}
         extras = reader.extras()
         assert set(extras) == ({"alpha"} if path.name[0] in "de" else set())
         if extras:

@@ -1,7 +1,8 @@
 """Hostile files that pass every CRC: the whole decode path (container, layout, entropy decoding,
 synthesis, alpha) either returns an image of the size the header states or raises one LncError,
 quickly. Mutations are made on the parsed file and written back with valid CRCs, so they reach the
-decoder instead of stopping at the container's checks."""
+decoder instead of stopping at the container's checks. Altered payloads keep the item checksums
+the encoder wrote, so none may decode to other pixels than the file did before."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,7 @@ from PIL import Image
 
 from lnc.codecs import load
 from lnc.codecs.registry import load_shipped
-from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
+from lnc.entropy.chunked import ChunkReader, ChunkWriter, Item
 from lnc.entropy.errors import LncError
 from lnc.tools.io.image import Picture
 from lnc.tools.pipeline.image import decode_picture, encode_picture
@@ -38,7 +39,7 @@ def seeds(kodim) -> list[bytes]:
 
 def _parse(data: bytes):
     reader = ChunkReader(io.BytesIO(data), len(data))
-    chunks = [[dict(item) for item in items] for items in reader.chunks()]
+    chunks = [[[dict(item.streams), item.checksum] for item in items] for items in reader.chunks()]
     return reader.header, reader.layout, dict(reader.extras()), chunks
 
 
@@ -51,15 +52,21 @@ def _flip(payload: bytes, rng: random.Random) -> bytes:
     return bytes(data)
 
 
-def _mutate(data: bytes, rng: random.Random) -> bytes | None:
-    """One logical mutation written back with valid CRCs, or None when the writer refuses it."""
+PAYLOAD_KINDS = ("payload", "truncate", "extend", "swap", "checksum")
+"""Mutations that leave the header alone: a decode that succeeds must give the original pixels."""
+
+
+def _mutate(data: bytes, rng: random.Random) -> tuple[str, bytes | None]:
+    """One logical mutation written back with valid CRCs (None when the writer refuses it), and its kind."""
     header, layout, extras, chunks = _parse(data)
-    kind = rng.choice(["payload", "payload", "truncate", "extend", "swap", "geometry", "quality",
+    kind = rng.choice(["payload", "payload", "truncate", "extend", "swap", "checksum", "geometry", "quality",
                        "span", "streams", "alpha", "model"])
     k = rng.randrange(len(chunks))
     name = rng.choice(layout.streams)
-    item = chunks[k][0]
-    if kind == "payload":
+    item, _ = chunks[k][0]
+    if kind == "checksum":
+        chunks[k][0][1] ^= 1 << rng.randrange(32)
+    elif kind == "payload":
         item[name] = _flip(item[name], rng)
     elif kind == "truncate":
         item[name] = item[name][: rng.randrange(len(item[name]) + 1)]
@@ -80,7 +87,7 @@ def _mutate(data: bytes, rng: random.Random) -> bytes | None:
         renamed = rng.choice(["y_anchor", "q", "z", "y"])
         layout = dataclasses.replace(layout, streams=(layout.streams[0], renamed) if renamed != layout.streams[0]
                                      else layout.streams)
-        chunks = [[{s: next(iter(i.values())) for s in layout.streams} for i in items] for items in chunks]
+        chunks = [[[{s: next(iter(i.values())) for s in layout.streams}, c] for i, c in items] for items in chunks]
     elif kind == "alpha":
         extras = {} if extras else {"alpha": _flip(b"x\x9c" + bytes(8), rng)}
     elif kind == "model":
@@ -89,20 +96,22 @@ def _mutate(data: bytes, rng: random.Random) -> bytes | None:
     try:
         writer = ChunkWriter(out, header, layout, list(extras.items()))
         for items in chunks:
-            writer.write_chunk(items)
+            writer.write_chunk([Item(streams, checksum) for streams, checksum in items])
         writer.close()
     except ValueError:  # the geometry asks for another number of chunks, say: not a file lnc can write
-        return None
-    return out.getvalue()
+        return kind, None
+    return kind, out.getvalue()
 
 
 def _fuzz(seeds: list[bytes], cases: int, seed: int) -> dict[str, int]:
     rng = random.Random(seed)
     codecs = {}
     outcome = {"decoded": 0, "refused": 0, "unwritable": 0}
+    originals = {}
     slowest = 0.0
     while outcome["decoded"] + outcome["refused"] < cases:
-        data = _mutate(rng.choice(seeds), rng)
+        seed_file = rng.choice(seeds)
+        kind, data = _mutate(seed_file, rng)
         if data is None:
             outcome["unwritable"] += 1
             continue
@@ -120,6 +129,11 @@ def _fuzz(seeds: list[bytes], cases: int, seed: int) -> dict[str, int]:
             assert picture.rgb.shape == (reader.header.height, reader.header.width, 3)
             Image.fromarray(picture.rgb)  # a real, savable picture
             outcome["decoded"] += 1
+            if kind in PAYLOAD_KINDS:  # e.g. a flip in a byte the decoder never needed
+                if seed_file not in originals:
+                    originals[seed_file] = decode_picture(ChunkReader(io.BytesIO(seed_file), len(seed_file)),
+                                                          codecs[name]).rgb
+                assert np.array_equal(picture.rgb, originals[seed_file]), f"{kind}: silently wrong pixels"
         slowest = max(slowest, time.perf_counter() - start)
     assert slowest < SECONDS_PER_CASE, slowest
     return outcome

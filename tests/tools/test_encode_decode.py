@@ -106,8 +106,8 @@ def test_large_image_is_tiled(data_dir, codec):
         chunks = list(reader.chunks())
     # One chunk per tile, row-major, each an independent stream set.
     assert len(chunks) == -(-h // TILE) * -(-w // TILE) >= 4
-    assert all(len(items) == 1 and set(items[0]) == {"z", "y"} for items in chunks)
-    assert all(len(s) > 0 for items in chunks for s in items[0].values())
+    assert all(len(items) == 1 and set(items[0].streams) == {"z", "y"} for items in chunks)
+    assert all(len(s) > 0 for items in chunks for s in items[0].streams.values())
     decoded = decode_bytes(data, codec)
     assert decoded.shape == (h, w, 3)
     psnr = metrics.psnr(decoded, picture.rgb)

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from lnc.entropy import container as lncfile
-from lnc.entropy.chunked import ChunkWriter, Layout
+from lnc.entropy.chunked import ChunkWriter, Item, Layout
 from lnc.entropy.container import Header, Modality
 from lnc.tools.cli import main
 from lnc.tools.eval.datasets import data_root
@@ -75,7 +75,7 @@ def kodak_file(tmp_path_factory: pytest.TempPathFactory) -> Written:
     with open(path, "wb") as f:
         writer = ChunkWriter(f, header, Layout(("r", "g", "b"), SPAN), extras)
         for chunk in chunks:
-            writer.write_chunk([chunk])
+            writer.write_chunk([Item(chunk)])
         assert writer.close() == path.stat().st_size
     return Written(path, chunks, extras)
 
@@ -161,7 +161,7 @@ def _write(path: Path, header: Header, span: int, payloads: list[bytes]) -> None
     with open(path, "wb") as f:
         writer = ChunkWriter(f, header, Layout(("x",), span))
         for payload in payloads:
-            writer.write_chunk([{"x": payload}])
+            writer.write_chunk([Item({"x": payload})])
         writer.close()
 
 
@@ -239,3 +239,29 @@ def test_corrupted_byte_is_reported_by_the_crc_of_its_chunk(kodak_file, tmp_path
         capsys.readouterr().err,
     )
 
+
+
+def test_flags_a_layout_the_named_model_cannot_decode(tmp_path: Path, capsys) -> None:
+    """A real file of the default model, its CRCs intact: as written, and with a stream renamed."""
+    from lnc.codecs import load
+    from lnc.entropy.chunked import open_reader
+    from lnc.tools.pipeline.image import encode_array
+
+    with Image.open(data_root() / "kodak" / "kodim23.png") as im:
+        data = encode_array(np.asarray(im.convert("RGB"))[:64, :64], load(), 2.0)
+    good, renamed = tmp_path / "good.lnc", tmp_path / "renamed.lnc"
+    good.write_bytes(data)
+    with open_reader(data) as reader, open(renamed, "wb") as f:
+        streams = tuple("q" if s == "y" else s for s in reader.layout.streams)
+        writer = ChunkWriter(f, reader.header, Layout(streams, reader.layout.span, checksummed=True))
+        for items in reader.chunks():
+            writer.write_chunk([Item({"q" if k == "y" else k: v for k, v in i.streams.items()}, i.checksum)
+                                for i in items])
+        writer.close()
+    assert main(["info", str(good)]) == 0
+    assert _rows(capsys.readouterr().out)["decoder"] == f"the shipped {load().name}"
+    assert main(["info", str(renamed), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["decodable"] is False and info["problem"].startswith("streams z, q do not fit")
+    assert main(["decode", str(renamed), "-o", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.startswith("lnc: error: streams z, q do not fit")

@@ -50,8 +50,15 @@ def describe(reader: ChunkReader, total_bytes: int) -> dict:
     info["streams"] = list(layout.streams)
     info["chunk_span"] = layout.span
     info["items_per_chunk"] = layout.items
+    info["checksummed"] = layout.checksummed
+    from lnc.codecs.registry import decoder_problem  # torch's import, only once the file parsed
+
+    problem = decoder_problem(h.codec, h.weights_hash, layout.streams)
+    info["decodable"] = problem is None
+    if problem:
+        info["problem"] = problem
     info["chunks"] = [
-        [{"name": name, "bytes": len(payload)} for item in items for name, payload in item.items()]
+        [{"name": name, "bytes": len(payload)} for item in items for name, payload in item.streams.items()]
         for items in reader.chunks()
     ]
     info["extras"] = [{"name": name, "bytes": len(payload)} for name, payload in reader.extras().items()]
@@ -83,6 +90,7 @@ def _text(name: str, h: Header, info: dict) -> str:
     if len(info["chunks"]) > _MAX_CHUNK_ROWS:
         rows.append(("", f"… {len(info['chunks']) - _MAX_CHUNK_ROWS} more chunks (--json lists all)"))
     rows += [(f"extra {e['name']}", f"{e['bytes']} B") for e in info["extras"]]
+    rows.append(("decoder", f"the shipped {h.codec}" if info["decodable"] else f"none: {info['problem']}"))
     rows += [("overhead", f"{info['overhead_bytes']} B"), ("total", f"{info['total_bytes']} B")]
     if "bpp" in info:
         rows.append(("bits per pixel", f"{info['bpp']:.4f}"))

@@ -13,7 +13,7 @@ from typing import BinaryIO
 import torch
 import torch.nn.functional as F
 
-from lnc.codecs.base import AudioCodec, Compressed, Stream
+from lnc.codecs.base import AudioCodec, Compressed
 from lnc.entropy import container as lncfile
 from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
 from lnc.entropy.errors import BitstreamError, InputError
@@ -51,7 +51,7 @@ def encode_audio_to(out: BinaryIO, reader: AudioReader, codec: AudioCodec, quali
         frames=info.frames,
         sample_rate=info.sample_rate,
     )
-    writer = ChunkWriter(out, header, Layout(codec.stream_names, span, items))
+    writer = ChunkWriter(out, header, Layout(codec.stream_names, span, items, checksummed=True))
     device = next(codec.parameters()).device
     for chunk in reader.chunks(span):
         x = torch.from_numpy(chunk).to(device).reshape(items, codec.channels, -1)
@@ -78,7 +78,7 @@ def decode_audio_to(reader: ChunkReader, codec: AudioCodec, output: BinaryIO, fm
         for items in reader.chunks():
             frames = min(layout.span, left)
             shapes = codec.latent_shapes((padded(frames, codec.downsampling),))
-            compressed = Compressed({name: Stream([item[name] for item in items], shapes[name]) for name in layout.streams})
+            compressed = Compressed.from_items(items, shapes)
             x_hat = codec.decompress(compressed, q)
             writer.write(x_hat.reshape(header.channels, -1)[:, :frames].cpu().numpy())
             left -= frames

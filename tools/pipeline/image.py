@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lnc.codecs.base import Compressed, ImageCodec, Stream
+from lnc.codecs.base import Compressed, ImageCodec
 from lnc.codecs.image.refine import refine_latents
 from lnc.entropy import container as lncfile
-from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
+from lnc.entropy.chunked import ChunkReader, ChunkWriter, Item, Layout
 from lnc.entropy.errors import BitstreamError
 from lnc.tools.io.image import MAX_PIXELS, Picture
 from lnc.tools.pipeline.common import check_stream, checked_quality, padded
@@ -83,7 +83,7 @@ def encode_picture_to(
     device = next(codec.parameters()).device
     pixels = torch.from_numpy(picture.rgb).permute(2, 0, 1)  # uint8; each tile becomes float alone
     tiles = _tiles(height, width)
-    chunks: dict[int, dict[str, bytes]] = {}
+    chunks: dict[int, Item] = {}
     for group in _groups(tiles, codec.downsampling):
         batch, sizes = [], []
         for i in group:
@@ -108,7 +108,7 @@ def encode_picture_to(
         bit_depth=8,
     )
     extras = [("alpha", zlib.compress(picture.alpha.tobytes(), 9))] if picture.alpha is not None else []
-    writer = ChunkWriter(out, header, Layout(codec.stream_names, TILE), extras)
+    writer = ChunkWriter(out, header, Layout(codec.stream_names, TILE, checksummed=True), extras)
     for i in range(len(tiles)):
         writer.write_chunk([chunks[i]])
     return writer.close()
@@ -154,9 +154,7 @@ def decode_picture(reader: ChunkReader, codec: ImageCodec) -> Picture:
         shapes = codec.latent_shapes((padded(h0, codec.downsampling), padded(w0, codec.downsampling)))
         # A per-pass stream of an older layout has no declared shape: its latent codec takes the
         # shape from the side information it is decoded with.
-        compressed = Compressed(
-            {name: Stream([chunks[i][name] for i in group], shapes.get(name, ())) for name in reader.layout.streams}
-        )
+        compressed = Compressed.from_items([chunks[i] for i in group], shapes)
         x_hat = codec.decompress(compressed, q)
         pixels = x_hat.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for i, tile_pixels in zip(group, pixels):
@@ -201,4 +199,4 @@ def payload_bytes(data: bytes) -> int:
     """Bytes of the coded latents alone (how CompressAI counts bpp), without header, lengths,
     CRCs or alpha."""
     reader = ChunkReader(io.BytesIO(data), len(data))
-    return sum(len(s) for items in reader.chunks() for item in items for s in item.values())
+    return sum(len(s) for items in reader.chunks() for item in items for s in item.streams.values())
