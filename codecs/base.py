@@ -116,6 +116,9 @@ class Codec(nn.Module):
     """The streams this codec writes, in file order, with the total stride of the latent each codes."""
     legacy_streams: ClassVar[tuple[tuple[str, ...], ...]] = ()
     """Stream layouts of older files this codec still decodes (e.g. one stream per coding pass)."""
+    half_precision: ClassVar[tuple[str, ...]] = ("g_a.", "g_s.", "h_a.", "h_s.")
+    """Prefixes of the weights stored in fp16 (the big transforms and context networks); the
+    entropy models, gains and tables stay fp32."""
     numeric_options: ClassVar[tuple[str, ...]] = ()
     """Config keys that change how the weights are computed with, not the weights: a model trained
     without one fine-tunes with it (``lnc train --model.init_weights``)."""

@@ -27,14 +27,6 @@ ARCHITECTURES: dict[str, type[Codec]] = {}
 (``import lnc.codecs`` imports every family)."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "he2021-checkerboard-exact-vr"
-# Weights whose name starts with one of these prefixes are stored in fp16: the big transforms and
-# the context networks.
-_HALF_PREFIXES = (
-    "g_a.", "g_s.", "h_a.", "h_s.", "context_prediction.", "context_fusion.",
-    # MLIC++'s contexts (codecs/image/mlic.py)
-    "channel_context.", "global_inter_context.", "local_context.", "global_intra_context.",
-    "anchor_parameters.", "other_parameters.", "residual_prediction.",
-)
 CodecClass = TypeVar("CodecClass", bound=type[Codec])
 
 
@@ -80,7 +72,7 @@ def save_codec(codec: Codec, path: str | os.PathLike, metadata: dict[str, str] |
     for key, value in codec.state_dict().items():
         value = value.detach().cpu().contiguous()
         if value.is_floating_point():
-            value = value.half() if key.startswith(_HALF_PREFIXES) else value.float()
+            value = value.half() if key.startswith(codec.half_precision) else value.float()
         tensors[key] = value
     meta = {"lnc.architecture": codec.architecture, "lnc.config": json.dumps(codec.config)}
     meta.update(metadata or {})

@@ -312,10 +312,10 @@ def decode_from(
     """Decode ``indexes_list[n]`` from ``decoders[n]`` for every n in parallel; inverse of
     :func:`encode_into`, all or nothing like it."""
     impls = _impls(decoders, RangeDecoder, "decoders")
-    outs = _decode_each(_range_coder.decode_from, impls, "decoders", indexes_list,
-                        cdfs, cdf_lengths, offsets, precision, threads)
-    for decoder, out, indexes in zip(decoders, outs, indexes_list):
-        decoder._digest(out, _int32(indexes, "indexes"))
+    idx = [_int32(x, f"indexes_list[{n}]") for n, x in enumerate(indexes_list)]
+    outs = _decode_each(_range_coder.decode_from, impls, "decoders", idx, cdfs, cdf_lengths, offsets, precision, threads)
+    for decoder, out, indexes in zip(decoders, outs, idx):
+        decoder._digest(out, indexes)
     return outs
 
 

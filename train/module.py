@@ -65,10 +65,10 @@ def load_initial_weights(codec: Codec, name: str) -> dict[str, Any]:
         raise InputError(f"init_weights: {name}: no such file") from None
     added = codec.grows_from.get(source.architecture, ())
     # Options that leave the weights as they are may differ; a grown codec may add options of its own.
-    kept = {k: v for k, v in source.config.items() if k not in codec.numeric_options}
+    theirs = {k: v for k, v in source.config.items() if k not in codec.numeric_options}
     mine = {k: v for k, v in codec.config.items() if k not in codec.numeric_options}
-    same = kept == {k: mine.get(k) for k in kept} and (bool(added) or kept.keys() == mine.keys())
-    if (source.architecture != codec.architecture and not added) or not same:
+    fits = all(mine.get(k) == v for k, v in theirs.items()) if added else theirs == mine
+    if (source.architecture != codec.architecture and not added) or not fits:
         raise InputError(
             f"init_weights: {name} is {source.architecture} {source.config}, "
             f"the codec to train is {codec.architecture} {codec.config}"

@@ -29,6 +29,7 @@ class CheckerboardMeanScale(MeanScaleHyperprior):
     architecture = "he2021-checkerboard"
     legacy_streams = (("z", "y_anchor", "y_other"),)
     grows_from = {"mbt2018-mean": ("context_prediction.", "context_fusion.")}
+    half_precision = (*MeanScaleHyperprior.half_precision, "context_prediction.", "context_fusion.")
 
     def __init__(
         self, N: int = 128, M: int = 192, rate_points: int = 0, mixed_quantization: bool = False,

@@ -107,6 +107,7 @@ class MLICPlusPlus(CheckerboardMeanScale):
 
     architecture = "mlicpp"
     legacy_streams = ()
+    half_precision = (*CheckerboardMeanScale.half_precision, *_ADDED)
     grows_from = {
         "he2021-checkerboard": _ADDED,
         "mbt2018-mean": (*CheckerboardMeanScale.grows_from["mbt2018-mean"], *_ADDED),
