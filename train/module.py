@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 from lnc.codecs.base import Codec
+from lnc.codecs.layers.gain import regrid_log_gains
 from lnc.entropy.errors import InputError
 from lnc.train.losses import RateDistortionLoss
 
@@ -49,13 +50,15 @@ def lr_factor(
     return warm
 
 
-def load_initial_weights(codec: Codec, name: str) -> dict[str, Any]:
+def load_initial_weights(codec: Codec, name: str, lmbdas: list[float] | None = None) -> dict[str, Any]:
     """Copy the weights of a saved codec (shipped name or path) into ``codec``; returns their
     provenance (name, weights hash, training steps, what was grown) for the checkpoint.
 
     The source has the codec's architecture and config, or is a smaller relative of the same
     config: an architecture the codec ``grows_from`` (its added layers keep their initialisation,
-    e.g. a context model on a trained hyperprior).
+    e.g. a context model on a trained hyperprior). A variable-rate source may also have other rate
+    points than the codec: given the codec's ``lmbdas``, its gain units are carried from the λ it was
+    trained at (its recorded training config) to these (:func:`~lnc.codecs.layers.gain.regrid_log_gains`).
     """
     from lnc.codecs.registry import load
 
@@ -67,13 +70,17 @@ def load_initial_weights(codec: Codec, name: str) -> dict[str, Any]:
     # Options that leave the weights as they are may differ; a grown codec may add options of its own.
     theirs = {k: v for k, v in source.config.items() if k not in codec.numeric_options}
     mine = {k: v for k, v in codec.config.items() if k not in codec.numeric_options}
+    state = source.state_dict()
+    if lmbdas and source.rate_points and codec.rate_points and lmbdas != _trained_lmbdas(source):
+        state = _regrid_rate_points(state, source, lmbdas)
+        theirs["rate_points"] = codec.rate_points
     fits = all(mine.get(k) == v for k, v in theirs.items()) if added else theirs == mine
     if (source.architecture != codec.architecture and not added) or not fits:
         raise InputError(
             f"init_weights: {name} is {source.architecture} {source.config}, "
             f"the codec to train is {codec.architecture} {codec.config}"
         )
-    missing, unexpected = codec.load_state_dict(source.state_dict(), strict=False)
+    missing, unexpected = codec.load_state_dict(state, strict=False)
     if unexpected or any(not key.startswith(added) for key in missing):
         raise InputError(f"init_weights: {name} does not fit {codec.architecture}: "
                          f"missing {missing[:3]}, unexpected {unexpected[:3]}")
@@ -85,6 +92,26 @@ def load_initial_weights(codec: Codec, name: str) -> dict[str, Any]:
     if added:
         provenance["grown_from"] = source.architecture
     return provenance
+
+
+def _trained_lmbdas(source: Codec) -> list[float] | None:
+    """The λ of each rate point that ``source`` was trained at, from its export's metadata."""
+    config = json.loads(source.metadata.get("lnc.train.config", "{}"))
+    lmbdas = config.get("lmbdas")
+    if lmbdas is None and source.rate_points == len(COMPRESSAI_MSE_LAMBDAS) and config.get("distortion", "mse") == "mse":
+        lmbdas = list(COMPRESSAI_MSE_LAMBDAS)
+    return lmbdas
+
+
+def _regrid_rate_points(state: dict[str, Tensor], source: Codec, lmbdas: list[float]) -> dict[str, Tensor]:
+    """``state`` with every gain table carried from the source's trained λ to ``lmbdas``."""
+    trained = _trained_lmbdas(source)
+    if trained is None or len(trained) != source.rate_points:
+        raise InputError("init_weights: the source records no λ for its rate points; give its own lmbdas")
+    return {
+        key: regrid_log_gains(value, trained, lmbdas) if key.endswith(("log_gain", "log_inverse_gain")) else value
+        for key, value in state.items()
+    }
 
 
 class RDModule(LightningModule):
@@ -133,7 +160,7 @@ class RDModule(LightningModule):
         self.automatic_optimization = False
         self.codec = codec
         if init_weights is not None:
-            self.save_hyperparameters({"init_from": load_initial_weights(codec, init_weights)})
+            self.save_hyperparameters({"init_from": load_initial_weights(codec, init_weights, lmbdas)})
         self.criterion = RateDistortionLoss(distortion, codec.modality)
         points = codec.rate_points
         if points:

@@ -3,5 +3,9 @@ from lnc.codecs.image.checkerboard import CheckerboardMeanScale
 from lnc.codecs.image.factorized import FactorizedPrior
 from lnc.codecs.image.hyperprior import MeanScaleHyperprior, ScaleHyperprior
 from lnc.codecs.image.mlic import MLICPlusPlus
+from lnc.codecs.image.shallow import ShallowJPEGLike, ShallowTwoLayer
 
-__all__ = ["CheckerboardMeanScale", "FactorizedPrior", "MLICPlusPlus", "MeanScaleHyperprior", "ScaleHyperprior"]
+__all__ = [
+    "CheckerboardMeanScale", "FactorizedPrior", "MLICPlusPlus", "MeanScaleHyperprior", "ScaleHyperprior",
+    "ShallowJPEGLike", "ShallowTwoLayer",
+]

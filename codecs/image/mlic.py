@@ -28,7 +28,6 @@ refused.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from lnc.codecs.image.checkerboard import CheckerboardMeanScale
@@ -150,34 +149,3 @@ class MLICPlusPlus(CheckerboardMeanScale):
         ]
         prior = CheckerboardLatentCodec(self.y_gaussian, self.context_prediction, self.context_fusion).parameters
         self.latent_codec = self._hyperprior(MultiReferenceLatentCodec(self.y_gaussian, [C] * slices, contexts, prior))
-
-
-def model_stats(size: int = 256) -> dict[str, dict[str, float]]:
-    """Parameters and decoding FLOPs per pixel (``FlopCounterMode``, one ``size``² image) of the
-    paper-size and the small model, printed and returned: the entropy model's (``decompress``
-    without ``g_s``: ``h_s``, the checkerboard prior, the contexts and residual prediction) and
-    the whole decoder's. ``python -c "from lnc.codecs.image.mlic import model_stats; model_stats()"``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    sizes = {"paper": MLICPlusPlus(), "small": MLICPlusPlus(64, 128, slices=4, rate_points=8)}
-    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-    stats = {}
-    for name, codec in sizes.items():
-        codec.update(force=True)
-        codec.eval()
-        with torch.no_grad():
-            compressed = codec.compress(x)
-            with FlopCounterMode(display=False) as decoder:
-                codec.decompress(compressed)
-            with FlopCounterMode(display=False) as synthesis:
-                codec.g_s(torch.zeros(1, codec.config["M"], size // 16, size // 16))
-        pixels = size * size
-        added = sum(p.numel() for n, p in codec.named_parameters() if n.startswith(_ADDED))
-        stats[name] = {
-            "parameters": sum(p.numel() for p in codec.parameters()),
-            "added_parameters": added,
-            "entropy_flops_per_pixel": (decoder.get_total_flops() - synthesis.get_total_flops()) / pixels,
-            "decoder_flops_per_pixel": decoder.get_total_flops() / pixels,
-        }
-        print(f"{name} {codec.config}: " + ", ".join(f"{k} {v:,.0f}" for k, v in stats[name].items()))
-    return stats

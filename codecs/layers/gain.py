@@ -62,3 +62,20 @@ def apply_gain(
         return t
     spatial = t.dim() - 2
     return t * (unit.inverse_gain(quality, spatial, portable) if inverse else unit.gain(quality, spatial, portable))
+
+
+def regrid_log_gains(table: Tensor, lmbdas: list[float], new_lmbdas: list[float]) -> Tensor:
+    """A gain table ``[points, C]`` trained at ``lmbdas`` carried to ``new_lmbdas``: each log-gain is
+    interpolated piecewise-linearly in log λ, and extrapolated beyond the ends from the two outer
+    points, so a λ the table already has keeps its gains exactly. It grows a variable-rate codec's
+    range (more, lower or higher rate points) from trained weights."""
+    if table.shape[0] != len(lmbdas) or len(lmbdas) < 2:
+        raise ValueError(f"a table of {table.shape[0]} rate points and {len(lmbdas)} λ")
+    old = torch.tensor(lmbdas, dtype=torch.float64).log()
+    if not bool((old[1:] > old[:-1]).all()):
+        raise ValueError("the trained λ must increase")
+    new = torch.tensor(new_lmbdas, dtype=torch.float64).log()
+    lower = (torch.searchsorted(old, new, right=True) - 1).clamp(0, len(lmbdas) - 2)
+    frac = ((new - old[lower]) / (old[lower + 1] - old[lower])).unsqueeze(1)
+    rows = table.to(torch.float64)
+    return (rows[lower] * (1 - frac) + rows[lower + 1] * frac).to(table.dtype)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lnc.codecs.layers import GDN, GainUnit, apply_gain, conv, deconv
+from lnc.codecs.layers.gain import regrid_log_gains
 
 
 @pytest.mark.parametrize("inverse", [False, True])
@@ -57,3 +58,16 @@ def test_gain_units_broadcast_over_any_number_of_dimensions():
         torch.testing.assert_close(apply_gain(unit, scaled, q, inverse=True), scaled * 1 / gains.reshape(
             2, 3, *([1] * (len(shape) - 2))))  # the inverse gains start as the gains' reciprocals
     assert apply_gain(None, t, q) is t
+
+
+def test_regridded_gains_keep_trained_points_and_extend_the_line_in_log_lambda():
+    lmbdas = [0.01, 0.02, 0.08]
+    table = torch.tensor([[0.0, 1.0], [1.0, 3.0], [2.0, 4.0]])
+    new = regrid_log_gains(table, lmbdas, [0.005, 0.01, 0.04, 0.08, 0.16])
+    # 0.005: one octave below, the first segment's slope; 0.04: halfway (in log λ) up the second
+    # segment; 0.16: one octave above, the second segment's slope (half a unit per octave).
+    torch.testing.assert_close(new, torch.tensor([[-1.0, -1.0], [0.0, 1.0], [1.5, 3.5], [2.0, 4.0], [2.5, 4.5]]))
+    with pytest.raises(ValueError):
+        regrid_log_gains(table, [0.02, 0.01, 0.08], lmbdas)
+    with pytest.raises(ValueError):
+        regrid_log_gains(table, lmbdas[:2], lmbdas)

@@ -140,6 +140,32 @@ def test_fine_tune_starts_from_exported_weights_and_counts_their_steps(tiny_run,
     }  # fmt: skip
 
 
+def test_growing_the_rate_range_keeps_the_trained_points_bit_exact(kodim):
+    """configs/image/wide-range-vr.yaml on the shipped default: 13 rate points from 8; the 8 trained
+    λ keep their gains, so the grown codec writes the source's bitstreams at those points."""
+    import yaml
+
+    from lnc.codecs.registry import DEFAULT_MODEL, load
+
+    lmbdas = yaml.safe_load((Path(__file__).parents[2] / "configs/image/wide-range-vr.yaml").read_text())["model"]["lmbdas"]
+    source = load(DEFAULT_MODEL).eval()
+    trained = json.loads(source.metadata["lnc.train.config"])["lmbdas"]
+    offset = lmbdas.index(trained[0])
+    assert lmbdas[offset:offset + len(trained)] == trained
+    codec = type(source)(**{**source.config, "rate_points": len(lmbdas)})
+    module = RDModule(codec, lmbdas=lmbdas, init_weights=DEFAULT_MODEL)
+    assert module.hparams.init_from["hash"] == source.weights_hash.hex()
+    codec.eval().update()
+    x = torch.from_numpy(kodim(1)[:128, :192].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        for q in (1, len(trained)):
+            assert codec.compress(x, quality=q + offset) == source.compress(x, quality=q)
+        # The new points extend the range: lower qualities code fewer bytes, higher ones more.
+        sizes = [sum(len(s.strings[0]) for s in codec.compress(x, quality=q).streams.values())
+                 for q in (1, offset + 1, offset + len(trained), len(lmbdas))]  # fmt: skip
+    assert sizes == sorted(sizes) and len(set(sizes)) == 4, sizes
+
+
 def test_variable_rate_draws_quality_and_lambda_per_item():
     module = RDModule(MeanScaleHyperprior(16, 16, rate_points=8))
     torch.manual_seed(0)

@@ -1,10 +1,11 @@
-"""Encode + decode time of one Kodak image with a learned codec, next to Pillow's JPEG and WebP.
+"""Encode + decode time of one Kodak image with learned codecs, next to Pillow's JPEG and WebP.
 
-    python -m lnc.tools.bench.codec [-m MODEL] [--image kodim01.png] [-q Q] [--repeat 3] [--refine STEPS]
+    python -m lnc.tools.bench.codec [-m MODEL [-m MODEL …]] [--image kodim01.png] [-q Q] [--repeat 3] [--refine STEPS]
 
-Prints a table of seconds (best of ``--repeat``) and the ratio to the classical codecs measured in
-the same run, on the same image; the time covers the whole file path (array → bytes → array).
-``--refine`` adds a row for the encoder with that many latent-refinement steps (timed once).
+Prints a table of seconds (best of ``--repeat``), each row's decode time as a multiple of the first
+model's, and the first model's total as a multiple of each row's, all measured in the same run on
+the same image; the time covers the whole file path (array → bytes → array). ``--refine`` adds a
+row per model for the encoder with that many latent-refinement steps (timed once).
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def _pillow(rgb: np.ndarray, fmt: str, quality: int) -> tuple[bytes, np.ndarray]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-m", "--model", help="model name or .safetensors path (default: shipped default)")
+    parser.add_argument("-m", "--model", action="append", dest="models",
+                        help="model name or .safetensors path (default: the shipped default); repeat to compare")
     parser.add_argument("--image", default="kodim01.png", help="a file name in the Kodak folder")
     parser.add_argument("-q", "--quality", type=float, help="rate point (default: the model's default)")
     parser.add_argument("--repeat", type=int, default=3)
@@ -48,23 +50,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     rgb = read_rgb(resolve("kodak") / args.image)
-    codec = load(args.model)
     pixels = rgb.shape[0] * rgb.shape[1]
-    encode_s, data = _best(lambda: encode_array(rgb, codec, args.quality), args.repeat)
-    decode_s, _ = _best(lambda: decode_bytes(data, codec), args.repeat)
-    rows = [(f"lnc {codec.name}", encode_s, decode_s, 8 * len(data) / pixels)]
-    if args.refine:
-        refine_s, refined = _best(lambda: encode_array(rgb, codec, args.quality, args.refine), 1)
-        rows.append((f"lnc {codec.name}, refine {args.refine}", refine_s, decode_s, 8 * len(refined) / pixels))
+    rows = []
+    for model in args.models or [None]:
+        codec = load(model)
+        encode_s, data = _best(lambda: encode_array(rgb, codec, args.quality), args.repeat)
+        decode_s, _ = _best(lambda: decode_bytes(data, codec), args.repeat)
+        rows.append((f"lnc {codec.name}", encode_s, decode_s, 8 * len(data) / pixels))
+        if args.refine:
+            refine_s, refined = _best(lambda: encode_array(rgb, codec, args.quality, args.refine), 1)
+            rows.append((f"lnc {codec.name}, refine {args.refine}", refine_s, decode_s, 8 * len(refined) / pixels))
     for fmt, quality in (("JPEG", 75), ("WEBP", 75)):
         enc, (coded, _) = _best(lambda: _pillow(rgb, fmt, quality), args.repeat)
         rows.append((f"Pillow {fmt} q{quality} (enc+dec)", enc, 0.0, 8 * len(coded) / pixels))
-    lnc_total = encode_s + decode_s
+    _, first_enc, first_dec, _ = rows[0]
     print(f"{args.image} {rgb.shape[1]}x{rgb.shape[0]}, torch threads {torch.get_num_threads()}, best of {args.repeat}")
-    print(f"{'codec':34} {'encode s':>9} {'decode s':>9} {'total s':>8} {'bpp':>7} {'lnc/this':>9}")
+    print(f"{'codec':44} {'encode s':>9} {'decode s':>9} {'total s':>8} {'bpp':>7} {'dec/1st':>8} {'1st/this':>9}")
     for name, enc, dec, bpp in rows:
         total = enc + dec
-        print(f"{name:34} {enc:9.3f} {dec:9.3f} {total:8.3f} {bpp:7.3f} {lnc_total / total:9.1f}")
+        ratio = f"{dec / first_dec:8.2f}" if dec else f"{'':8}"
+        print(f"{name:44} {enc:9.3f} {dec:9.3f} {total:8.3f} {bpp:7.3f} {ratio} {(first_enc + first_dec) / total:9.1f}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
+COST_SIZE = 256
+"""Side of the image ``lnc models --flops`` codes (per-pixel counts do not depend on it)."""
+
 
 def _trained(model) -> str:
     """What the model card says of the training: its first line starting "Trained" or the
@@ -20,12 +23,66 @@ def _trained(model) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="list codec architectures and shipped models")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--flops", action="store_true",
+        help="instead, parameters and MACs/FLOPs per pixel of each shipped model and of each image "
+             "architecture at its paper size (lnc.codecs.costs)",
+    )
     parser.set_defaults(func=run)
+
+
+def _costs() -> list[dict]:
+    """:func:`~lnc.codecs.costs.decode_costs` of every shipped model, then of every image
+    architecture at its paper size (random weights: the counts do not depend on them)."""
+    from lnc.codecs.costs import PAPER_SIZES, decode_costs
+    from lnc.codecs.registry import ARCHITECTURES, build_codec, load, shipped_models
+
+    codecs = [(m.name, "shipped", load(m.name)) for m in shipped_models()]
+    codecs += [
+        (name, "paper size", build_codec(name, **PAPER_SIZES.get(name, {})).eval())
+        for name, cls in sorted(ARCHITECTURES.items()) if cls.modality == "image"
+    ]
+    return [
+        {"name": name, "kind": kind, "architecture": codec.architecture, "config": codec.config,
+         "costs": decode_costs(codec, COST_SIZE)}
+        for name, kind, codec in codecs
+    ]
+
+
+def _print_costs(rows: list[dict]) -> None:
+    """One line per row: parameters in millions, MACs per pixel in thousands, decoding FLOPs."""
+    configs = [" ".join(f"{k}={v}" for k, v in r["config"].items() if k != "rate_points") for r in rows]
+    name_width = max(len(r["name"]) for r in rows) + 4
+    config_width = max(map(len, configs)) + 2
+    from lnc.codecs.costs import PARTS
+
+    headers = ("g_a", "h_a", "g_s", "entropy", "decode", "encode")  # PARTS, as the table names them
+    print(f"costs of coding a {COST_SIZE}x{COST_SIZE} image, per pixel "
+          "(FlopCounterMode: a multiply-add is 2 FLOPs, MACs = FLOPs / 2)")
+    print(f"{'':{name_width + config_width}}{'parameters (M)':^22}{'K MACs per pixel':^48}{'K FLOPs':>9}")
+    print(f"{'model':{name_width}}{'config':{config_width}}{'g_a':>7}{'g_s':>7}{'decode':>8}"
+          + "".join(f"{h:>8}" for h in headers) + f"{'decode':>9}")
+    for kind in ("shipped", "paper size"):
+        print(f"{kind}:")
+        for row, config in ((r, c) for r, c in zip(rows, configs) if r["kind"] == kind):
+            costs = row["costs"]
+            params = "".join(f"{costs[p]['parameters'] / 1e6:{w}.2f}" for p, w in
+                             (("analysis", 7), ("synthesis", 7), ("decode", 8)))
+            per_pixel = "".join(f"{costs[p]['macs_per_pixel'] / 1e3:8.1f}" for p in PARTS)
+            print(f"  {row['name']:{name_width - 2}}{config:{config_width}}{params}{per_pixel}"
+                  f"{costs['decode']['flops_per_pixel'] / 1e3:9.1f}")
 
 
 def run(args: argparse.Namespace) -> int:
     from lnc.codecs.registry import ARCHITECTURES, DEFAULT_MODEL, shipped_models
 
+    if args.flops:
+        rows = _costs()
+        if args.json:
+            print(json.dumps({"costs": rows}, indent=2))
+        else:
+            _print_costs(rows)
+        return 0
     models = [
         {
             "name": m.name,
