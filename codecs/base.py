@@ -106,7 +106,7 @@ def _item_checksums(coders: Mapping[str, Sequence[RangeEncoder | RangeDecoder]],
 
 class Codec(nn.Module):
     """A learned codec; subclasses define the transforms, ``analyse``, ``forward_latents`` and the
-    coding of their latents (``code_latents`` / ``decode_latents``)."""
+    coding of their latents (``write_streams`` / ``read_streams``)."""
 
     modality: ClassVar[str]
     """``"image"``, ``"video"`` or ``"audio"``: which pipeline reads its inputs."""
@@ -238,11 +238,11 @@ class Codec(nn.Module):
         synthesised; differentiable in the latents (the encoder's refinement optimises them)."""
         raise NotImplementedError
 
-    def code_latents(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
+    def write_streams(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
         """Append the quantised ``latents`` to the encoders of :attr:`stream_names`."""
         raise NotImplementedError
 
-    def decode_latents(self, decoders: Decoders, shapes: Mapping[str, tuple[int, ...]], q: Tensor) -> Tensor:
+    def read_streams(self, decoders: Decoders, shapes: Mapping[str, tuple[int, ...]], q: Tensor) -> Tensor:
         """The reconstruction from the decoders of a compressed batch (values in [0, 1])."""
         raise NotImplementedError
 
@@ -262,7 +262,7 @@ class Codec(nn.Module):
         encoders = {name: [RangeEncoder() for _ in range(x.shape[0])] for name in self.stream_names}
         with single_threaded(x.device):
             latents = self.analyse(x, q) if latents is None else latents
-            self.code_latents(latents, q, encoders)
+            self.write_streams(latents, q, encoders)
         shapes = self.latent_shapes(x.shape[2:])
         return Compressed(
             {name: Stream([e.flush() for e in encs], shapes[name]) for name, encs in encoders.items()},
@@ -280,7 +280,7 @@ class Codec(nn.Module):
         device = next(self.parameters()).device
         q = self.quality_tensor(quality, compressed.batch, device)
         with single_threaded(device):
-            x_hat = self.decode_latents(decoders, shapes, q)
+            x_hat = self.read_streams(decoders, shapes, q)
         for decs in decoders.values():
             for decoder in decs:
                 decoder.finish()

@@ -36,9 +36,9 @@ class FactorizedPriorMixin:
         y_hat, likelihoods = self.latent_codec(latents["y"], None)
         return {"x_hat": self.g_s(apply_gain(self.gain, y_hat, q, inverse=True)), "likelihoods": likelihoods}
 
-    def code_latents(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
+    def write_streams(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
         self.latent_codec.compress(latents["y"], None, encoders)
 
-    def decode_latents(self, decoders: Decoders, shapes: dict[str, tuple[int, ...]], q: Tensor) -> Tensor:
+    def read_streams(self, decoders: Decoders, shapes: dict[str, tuple[int, ...]], q: Tensor) -> Tensor:
         y_hat = self.latent_codec.decompress(decoders, shapes, None)
         return self.g_s(apply_gain(self.gain, y_hat, q, inverse=True)).clamp_(*self.value_range)

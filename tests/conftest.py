@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,3 +63,13 @@ def recorded_point(model: str, image: str, quality: float) -> dict[str, float]:
 def recorded():
     """:func:`recorded_point`: a shipped model's recorded result for one Kodak image and quality."""
     return recorded_point
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for small models: they gain nothing from two, and two OpenMP
+    threads on a machine whose other core is busy slow every small op down by orders of magnitude."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -108,10 +108,10 @@ class _Hyperprior(ImageCodec):
         y_hat, likelihoods = self.latent_codec(latents, q)
         return {"x_hat": self._synthesise(y_hat, q), "likelihoods": likelihoods}
 
-    def code_latents(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
+    def write_streams(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
         self.latent_codec.compress(latents, q, encoders)
 
-    def decode_latents(self, decoders: Decoders, shapes: dict[str, tuple[int, ...]], q: Tensor) -> Tensor:
+    def read_streams(self, decoders: Decoders, shapes: dict[str, tuple[int, ...]], q: Tensor) -> Tensor:
         return self._synthesise(self.latent_codec.decompress(decoders, shapes, q), q).clamp_(0, 1)
 
 

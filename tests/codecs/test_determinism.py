@@ -16,7 +16,7 @@ def _crop(kodim) -> torch.Tensor:
 def test_coding_runs_on_one_thread_and_restores_the_callers_setting(kodim, monkeypatch):
     codec = lnc.codecs.load()
     seen = []
-    for verb in ("code_latents", "decode_latents"):
+    for verb in ("write_streams", "read_streams"):
         original = getattr(codec, verb)
 
         def spy(*args, _original=original, **kwargs):

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import lnc.codecs
-from lnc.codecs.base import single_threaded
 from lnc.codecs.image import MLICPlusPlus
 from lnc.codecs.latent import checkerboard_mask
 from lnc.codecs.layers.attention import CheckerboardWindowAttention
@@ -48,12 +47,7 @@ def _grown(parent: str) -> MLICPlusPlus:
     return codec.eval()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The codec's verbs run on one thread anyway, and these many small layers run faster on one
-    thread than on two that other processes contend for."""
-    with single_threaded(torch.device("cpu")):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

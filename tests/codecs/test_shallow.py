@@ -9,7 +9,6 @@ from pytorch_lightning import Trainer
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from lnc.codecs.base import single_threaded
 from lnc.codecs.costs import decode_costs
 from lnc.codecs.image import MeanScaleHyperprior, ShallowJPEGLike, ShallowTwoLayer
 from lnc.codecs.registry import ARCHITECTURES, shipped_models
@@ -24,10 +23,7 @@ def _image(kodim, n: int, height: int, width: int) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with single_threaded(torch.device("cpu")):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

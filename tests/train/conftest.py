@@ -1,11 +1,10 @@
 """Shared by the training tests: the shipped configs, shrunk to run on a CPU in seconds."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "image"
@@ -39,12 +38,3 @@ def shrunk_config() -> Callable[[Path, str, int], Path]:
     """:func:`shrink_config`, for tests and fixtures of any scope."""
     return shrink_config
 
-
-@pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread for the 16-channel models: they gain nothing from two, and two OpenMP
-    threads on a machine whose other core is busy slow every small op down by orders of magnitude."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -2,8 +2,8 @@
 
     python -m lnc.tools.bench.codec [-m MODEL [-m MODEL …]] [--image kodim01.png] [-q Q] [--repeat 3] [--refine STEPS]
 
-Prints a table of seconds (best of ``--repeat``), each row's decode time as a multiple of the first
-model's, and the first model's total as a multiple of each row's, all measured in the same run on
+Prints a table of seconds (best of ``--repeat``), throughput in megapixels per second, and each
+row's encode and decode speed as a multiple of the first model's, all measured in the same run on
 the same image; the time covers the whole file path (array → bytes → array). ``--refine`` adds a
 row per model for the encoder with that many latent-refinement steps (timed once).
 """
@@ -65,12 +65,13 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((f"Pillow {fmt} q{quality} (enc+dec)", enc, 0.0, 8 * len(coded) / pixels))
     _, first_enc, first_dec, _ = rows[0]
     print(f"{args.image} {rgb.shape[1]}x{rgb.shape[0]}, torch threads {torch.get_num_threads()}, best of {args.repeat}")
-    print(f"{'codec':44} {'encode s':>9} {'decode s':>9} {'total s':>8} {'bpp':>7} {'dec/1st':>8} {'1st/this':>9}")
+    print(f"{'codec':44} {'encode s':>9} {'decode s':>9} {'enc MP/s':>9} {'dec MP/s':>9} {'bpp':>7} "
+          f"{'enc ×1st':>9} {'dec ×1st':>9}")
     for name, enc, dec, bpp in rows:
-        total = enc + dec
-        ratio = f"{dec / first_dec:8.2f}" if dec else f"{'':8}"
-        print(f"{name:44} {enc:9.3f} {dec:9.3f} {total:8.3f} {bpp:7.3f} {ratio} {(first_enc + first_dec) / total:9.1f}")
-
+        # Speeds as multiples of the first row's: above 1 is faster.
+        dec_cells = (f"{pixels / dec / 1e6:9.2f}", f"{first_dec / dec:9.2f}") if dec else (f"{'':9}",) * 2
+        print(f"{name:44} {enc:9.3f} {dec:9.3f} {pixels / enc / 1e6:9.2f} {dec_cells[0]} {bpp:7.3f} "
+              f"{first_enc / enc:9.2f} {dec_cells[1]}")
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,34 @@
+"""WaLLoC for RGB images (``walloc``): Jacobellis & Yadwadkar 2025 (arXiv:2412.09405), body in
+:mod:`lnc.codecs.walloc`.
+
+Defaults follow the paper's RGB codecs: ``J = 3`` packet levels turn 3 channels into 192 at 1/8 of
+the resolution, and ``M = 48`` latent channels reduce the dimension 4× (the paper's 4× point,
+``/work/shared/anchors/walloc``; its 16× point is ``M = 12``).
+"""
+from __future__ import annotations
+
+from lnc.codecs.base import ImageCodec
+from lnc.codecs.registry import register
+from lnc.codecs.walloc import WaveletPacketCodecMixin
+
+
+@register
+class WaLLoC(WaveletPacketCodecMixin, ImageCodec):
+    """Wavelet packet, linear encoder, factorised prior, small residual decoder, inverse packet.
+
+    Args:
+        N: hidden channels of the decoder's residual blocks.
+        M: latent channels (WaLLoC's ``latent_dim``).
+        levels: packet levels ``J``; sizes are padded to multiples of ``2^J``.
+        blocks: residual blocks of the decoder.
+        rate_points: trained rate points (gain vectors); 0 for a fixed-rate codec.
+    """
+
+    architecture = "walloc"
+    stream_strides = {"y": 8}  # 2^levels at the default levels; each instance sets its own
+    value_range = (0.0, 1.0)
+    signal_dims = 2
+
+    def __init__(self, N: int = 192, M: int = 48, levels: int = 3, blocks: int = 2, rate_points: int = 0) -> None:
+        super().__init__(rate_points)
+        self._build(3, levels, N, M, blocks, rate_points)

@@ -1,0 +1,128 @@
+"""WaLLoC's body, shared by its image and audio codecs.
+
+Jacobellis & Yadwadkar 2025, "Learned Compression for Compressed Learning" (DCC 2025,
+arXiv:2412.09405): a wavelet packet transform does the work of the deep analysis transform, so the
+encoder left is a single linear layer, cheap enough for sensors and for training in the compressed
+domain; a small decoder undoes it. Here the latent goes through lnc's learned factorised prior
+(Ballé et al. 2018, arXiv:1802.01436) instead of WaLLoC's 8-bit images (compared on the same
+latents in :mod:`lnc.tools.eval.walloc_baseline`)::
+
+    x ─WPT(J)─► X ─1×1 conv─► y ─(×gain)─► Q ─► EntropyBottleneck ─► ŷ ─(×inverse gain)─┐
+    x̂ ◄─WPT⁻¹─ X̂ ◄─ residual blocks ◄─ 1×1 conv to the packet channels ◄─────────────────┘
+
+The decoder's residual blocks start at zero (their last convolutions are zero-initialised), so an
+untrained codec is a linear autoencoder around the packet transform and training adds the
+non-linear corrections. Unlike WaLLoC the encoder has no clamp: the entropy model bounds the
+latents' range, and the 8-bit baseline clamps on its own.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from lnc.codecs.base import Codec, single_threaded
+from lnc.codecs.factorized import FactorizedPriorMixin
+from lnc.codecs.layers import apply_gain
+from lnc.codecs.layers.wavelets import WaveletPacket
+from lnc.entropy.errors import InputError
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+
+
+class ResidualBlock(nn.Module):
+    """``x + conv(SiLU(conv(x)))`` at the latent resolution, ``hidden`` channels inside; the second
+    convolution starts at zero, so the block starts as the identity."""
+
+    def __init__(self, channels: int, hidden: int, kernel_size: int, dim: int) -> None:
+        super().__init__()
+        conv = _CONV[dim]
+        self.expand = conv(channels, hidden, kernel_size, padding=kernel_size // 2)
+        self.activation = nn.SiLU()
+        self.project = conv(hidden, channels, kernel_size, padding=kernel_size // 2)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.project(self.activation(self.expand(x)))
+
+
+class InversePacket(nn.Module):
+    """:meth:`WaveletPacket.inverse` as a layer, so the synthesis ``g_s`` ends in it."""
+
+    def __init__(self, packet: WaveletPacket) -> None:
+        super().__init__()
+        self.packet = packet
+
+    def forward(self, coefficients: Tensor) -> Tensor:
+        return self.packet.inverse(coefficients)
+
+
+class WaveletPacketCodecMixin(FactorizedPriorMixin):
+    """Mixed into an :class:`~lnc.codecs.base.ImageCodec` or :class:`~lnc.codecs.base.AudioCodec`
+    (after this mixin in the bases): builds ``g_a``, ``g_s`` and the prior in :meth:`_build`, and
+    adds the compressed-domain verbs :meth:`encode_latents` and :meth:`decode_latents`."""
+
+    signal_dims: ClassVar[int]
+    """Spatial dimensions of the signal: 1 for waveforms, 2 for images."""
+    kernel_size: ClassVar[int] = 3
+    """Kernel of the decoder's residual convolutions."""
+
+    def _build(self: Codec, channels: int, levels: int, N: int, M: int, blocks: int, rate_points: int) -> None:
+        """The transforms of a ``channels``-channel signal: ``levels`` packet levels, ``M`` latent
+        channels, ``blocks`` residual blocks of ``N`` hidden channels; the stream's stride is ``2^levels``."""
+        if not 1 <= levels <= 10:
+            raise ValueError(f"levels must lie in 1..10, got {levels}")
+        self.config.update(N=N, M=M, levels=levels, blocks=blocks)
+        # The stride depends on the configuration, so this instance declares its own.
+        self.stream_strides = {"y": 2**levels}
+        conv = _CONV[self.signal_dims]
+        packet = WaveletPacket(levels, self.signal_dims)
+        bands = packet.channels(channels)
+        self.g_a = nn.Sequential(packet, conv(bands, M, 1))
+        self.g_s = nn.Sequential(
+            conv(M, bands, 1),
+            *(ResidualBlock(bands, N, self.kernel_size, self.signal_dims) for _ in range(blocks)),
+            InversePacket(packet),
+        )
+        self._build_prior(M, rate_points)
+
+    def _check_input(self: Codec, x: Tensor) -> None:
+        factor = self.downsampling
+        if x.dim() != self.signal_dims + 2 or any(s % factor for s in x.shape[2:]):
+            raise InputError(
+                f"{self.architecture} codes [B, C, {'T' if self.signal_dims == 1 else 'H, W'}] with sizes "
+                f"multiples of {factor}, got {tuple(x.shape)}"
+            )
+
+    def analyse(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
+        self._check_input(x)
+        return super().analyse(x, q)
+
+    def _latent_means(self, ndim: int) -> Tensor:
+        """Each channel's median, the centre of its integer symbols, shaped for ``ndim`` dimensions."""
+        return self.entropy_bottleneck.medians().reshape((1, -1) + (1,) * (ndim - 2))
+
+    def encode_latents(self: Codec, x: Tensor, quality: Tensor | float | None = None) -> Tensor:
+        """The integer latents ``[B, M, *size/2^J]`` (int32) that :meth:`compress` codes for ``x``:
+        the quantised latents less each channel's median, for learning in the compressed domain.
+        Computed on one CPU thread like :meth:`compress`, so that they are its symbols exactly."""
+        q = self.quality_tensor(quality, x.shape[0], x.device)
+        with torch.no_grad(), single_threaded(x.device):
+            y = self.analyse(x, q)["y"]
+            return self.entropy_bottleneck.quantize(y, "symbols", self._latent_means(y.dim()))
+
+    def decode_latents(self: Codec, latents: Tensor, quality: Tensor | float | None = None) -> Tensor:
+        """The samples that :meth:`decompress` gives for the integer latents of :meth:`encode_latents`."""
+        if latents.dim() != self.signal_dims + 2 or latents.shape[1] != self.entropy_bottleneck.channels:
+            raise InputError(
+                f"latents must be [B, {self.entropy_bottleneck.channels}, ...] with {self.signal_dims} "
+                f"spatial dimension(s), got {tuple(latents.shape)}"
+            )
+        if latents.is_floating_point() or latents.is_complex():
+            raise InputError(f"latents must be integers, got {latents.dtype}")
+        q = self.quality_tensor(quality, latents.shape[0], latents.device)
+        with torch.no_grad(), single_threaded(latents.device):
+            y_hat = self.entropy_bottleneck.dequantize(latents, self._latent_means(latents.dim()))
+            return self.g_s(apply_gain(self.gain, y_hat, q, inverse=True)).clamp_(*self.value_range)
