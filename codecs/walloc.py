@@ -12,7 +12,11 @@ latents in :mod:`lnc.tools.eval.walloc_baseline`)::
 
 The decoder's residual blocks start at zero (their last convolutions are zero-initialised), so an
 untrained codec is a linear autoencoder around the packet transform and training adds the
-non-linear corrections. Unlike WaLLoC the encoder has no clamp: the entropy model bounds the
+non-linear corrections. The packet coefficients are scaled by a fixed ``coefficient_scale`` before
+the encoder (and the latents by its inverse after the decoder's first layer), so that from the
+first step a rounding step is a fine one in the signal's own units (an 8-bit level for images);
+without it the encoder's weights must first grow by two orders of magnitude, which Adam's small
+steps take thousands of steps to do, and the early rounding costs the quality of every rate point. Unlike WaLLoC the encoder has no clamp: the entropy model bounds the
 latents' range, and the 8-bit baseline clamps on its own.
 """
 from __future__ import annotations
@@ -48,6 +52,20 @@ class ResidualBlock(nn.Module):
         return x + self.project(self.activation(self.expand(x)))
 
 
+class Scale(nn.Module):
+    """Multiplies by a constant (not a weight)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"{self.factor:g}"
+
+
 class InversePacket(nn.Module):
     """:meth:`WaveletPacket.inverse` as a layer, so the synthesis ``g_s`` ends in it."""
 
@@ -68,6 +86,9 @@ class WaveletPacketCodecMixin(FactorizedPriorMixin):
     """Spatial dimensions of the signal: 1 for waveforms, 2 for images."""
     kernel_size: ClassVar[int] = 3
     """Kernel of the decoder's residual convolutions."""
+    coefficient_scale: ClassVar[float]
+    """Packet coefficients times this are the encoder's input: one rounding step of an identity
+    latent is then about the finest difference the signal's format records."""
 
     def _build(self: Codec, channels: int, levels: int, N: int, M: int, blocks: int, rate_points: int) -> None:
         """The transforms of a ``channels``-channel signal: ``levels`` packet levels, ``M`` latent
@@ -80,8 +101,9 @@ class WaveletPacketCodecMixin(FactorizedPriorMixin):
         conv = _CONV[self.signal_dims]
         packet = WaveletPacket(levels, self.signal_dims)
         bands = packet.channels(channels)
-        self.g_a = nn.Sequential(packet, conv(bands, M, 1))
+        self.g_a = nn.Sequential(packet, Scale(self.coefficient_scale), conv(bands, M, 1))
         self.g_s = nn.Sequential(
+            Scale(1 / self.coefficient_scale),
             conv(M, bands, 1),
             *(ResidualBlock(bands, N, self.kernel_size, self.signal_dims) for _ in range(blocks)),
             InversePacket(packet),

@@ -17,7 +17,7 @@ import yaml
 
 from lnc.codecs import load
 from lnc.tools.cli import main
-from lnc.tools.eval.audio import snr_db
+from lnc.tools.eval.audio_metrics import snr_db
 from lnc.tools.io.audio import AudioReader, AudioWriter
 
 REPO = Path(__file__).resolve().parents[2]

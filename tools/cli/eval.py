@@ -1,7 +1,9 @@
 """``lnc eval``: a codec's rate-distortion curve on a dataset of images or audio files, from real files.
 
 Images are measured by :mod:`lnc.tools.eval.image` (whole-file bpp, PSNR, MS-SSIM, LPIPS), audio by
-:mod:`lnc.tools.eval.audio` (whole-file bit rate in kbit/s, SNR); both write CompressAI's results JSON.
+:mod:`lnc.tools.eval.audio` (whole-file bit rate in kbit/s, SNR, SI-SDR, mel distance); both write
+CompressAI's results JSON. ``--codec`` picks a classical codec of either kind, and with it the kind of
+dataset it reads.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 
 from lnc.entropy.errors import InputError
-from lnc.tools.eval import datasets, image_baselines as baselines, image_metrics as metrics, results
+from lnc.tools.eval import audio_baselines, datasets, image_baselines as baselines, image_metrics as metrics, results
 from lnc.tools.eval.image import LearnedCodec, RateCodec, evaluate, summary_table
 from lnc.tools.io.files import check_output, write_output
 
@@ -28,27 +30,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="measure a codec's rate-distortion curve on a dataset of images or audio files",
         description=(
-            "Encode and decode every image of a dataset at each rate point, measure bpp from the "
-            "real file bytes and PSNR / MS-SSIM (/ LPIPS) on 8-bit RGB, and report the averages "
-            "in CompressAI's results JSON."
+            "Encode and decode every image (or audio file) of a dataset at each rate point, measure "
+            "the rate from the real file bytes (bpp, or kbit/s for audio) and PSNR / MS-SSIM (/ LPIPS) "
+            "on 8-bit RGB (SNR / SI-SDR / mel distance for audio), and report the averages in "
+            "CompressAI's results JSON."
         ),
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("-m", "--model", help="learned codec name (default: the shipped default model)")
     which.add_argument(
-        "--codec", choices=tuple(baselines.CODECS), help="a classical codec instead of a learned one"
+        "--codec", choices=(*baselines.CODECS, *audio_baselines.CODECS),
+        help="a classical codec instead of a learned one (audio: quality = target kbit/s)",
     )
     parser.add_argument(
         "-q", "--quality", type=float, nargs="+", metavar="Q",
         help="rate points (default: every point the model offers, or the codec's default sweep)",
     )
     parser.add_argument(
-        "--dataset", required=True, help="kodak, clic (under $LNC_DATA), or a folder of images (or of audio files, for an audio model)"
+        "--dataset", required=True, help="kodak, clic (under $LNC_DATA), or a folder of images (or of audio files, for an audio codec)"
     )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results here")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing --json file")
-    parser.add_argument("--per-image", action="store_true", help="keep per-image values in the JSON")
-    parser.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
+    parser.add_argument("--per-image", action="store_true", help="keep per-image (per-file) values in the JSON")
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images (audio files)")
     parser.add_argument(
         "--refine", type=_positive_int, metavar="STEPS", help="learned codecs: encoder-side latent refinement steps"
     )
@@ -67,16 +71,18 @@ def _save(curve, args: argparse.Namespace) -> None:
     print(f"wrote {args.json}")
 
 
-def _run_audio(args: argparse.Namespace, learned: LearnedCodec) -> int:
+def _run_audio(args: argparse.Namespace, codec: LearnedCodec | audio_baselines.AudioBaseline) -> int:
     from lnc.tools.eval import audio
 
     if args.refine:
         raise InputError("--refine applies to image codecs only")
+    if isinstance(codec, LearnedCodec):
+        codec = audio.LearnedAudioCodec(codec)
     paths = audio.audio_paths(datasets.resolve(args.dataset), args.limit)
-    qualities = tuple(args.quality) if args.quality else learned.qualities
+    qualities = tuple(args.quality) if args.quality else codec.qualities
     for quality in qualities:
-        learned.check_quality(quality)
-    curve = audio.evaluate(learned.codec, learned.label, learned.description, paths, qualities, args.per_image)
+        codec.check_quality(quality)
+    curve = audio.evaluate(codec, paths, qualities, args.per_image)
     print(f"{curve.name} on {args.dataset} ({len(paths)} files)")
     print(audio.summary_table(curve))
     if args.json:
@@ -89,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         check_output(_json_path(args.json), args.force)  # before the long evaluation, not after it
     if args.codec and args.refine:
         raise InputError("--refine applies to learned codecs only")
+    if args.codec in audio_baselines.CODECS:
+        return _run_audio(args, audio_baselines.get(args.codec))
     codec: RateCodec = baselines.get(args.codec) if args.codec else LearnedCodec(args.model, args.refine or 0)
     if isinstance(codec, LearnedCodec) and codec.codec.modality == "audio":
         return _run_audio(args, codec)

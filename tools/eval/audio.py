@@ -1,8 +1,11 @@
-"""Audio rate–distortion: files through a learned codec's real ``.lnc`` path, measured per file.
+"""Audio rate–distortion: files through a codec's real path, audio file → coded file → waveform.
 
-Rate is ``bitrate`` in kbit/s from every byte of the file (8·bytes·sample_rate / frames / 1000);
-distortion is the SNR in dB of the decoded 16-bit waveform against the source, over all channels.
-Results follow CompressAI's JSON format with ``bitrate`` in place of ``bpp``.
+Rate is ``bitrate`` in kbit/s from every byte of the coded file (8·bytes·sample_rate / frames / 1000);
+distortion is measured on the decoded waveform against the source, over all channels, by the
+metrics of :mod:`lnc.tools.eval.audio_metrics`: SNR, SI-SDR (dB) and DAC's multi-scale mel
+distance. Learned codecs go through the ``.lnc`` path of ``lnc encode`` and a decoded 16-bit WAV;
+classical ones through :mod:`lnc.tools.eval.audio_baselines`. Results follow CompressAI's JSON
+format with ``bitrate`` in place of ``bpp``.
 """
 from __future__ import annotations
 
@@ -10,18 +13,52 @@ import io
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from lnc.codecs.base import AudioCodec
 from lnc.entropy.chunked import open_reader
 from lnc.entropy.errors import InputError
 from lnc.tools.eval import results
+from lnc.tools.eval.audio_metrics import mel_distance, si_sdr_db, snr_db
 from lnc.tools.eval.datasets import dataset_name
-from lnc.tools.io.audio import AUDIO_SUFFIXES, AudioReader
+from lnc.tools.eval.image import LearnedCodec
+from lnc.tools.io.audio import AUDIO_SUFFIXES, AudioInfo, AudioReader
 from lnc.tools.pipeline.audio import decode_audio_to, encode_audio_to
 
-KEYS = ("snr", "bitrate", "encoding_time", "decoding_time", "quality")
+KEYS = ("snr", "si-sdr", "mel-distance", "bitrate", "encoding_time", "decoding_time", "quality")
+
+
+class AudioRateCodec(Protocol):
+    """What ``evaluate`` needs of an audio codec: a label, rate points, and a file round trip."""
+
+    label: str
+    qualities: tuple[float, ...]
+    description: str
+
+    def check_quality(self, quality: float) -> None: ...
+    def encode(self, reader: AudioReader, quality: float) -> bytes: ...
+    def decode(self, data: bytes, info: AudioInfo) -> np.ndarray: ...
+
+
+class LearnedAudioCodec:
+    """A learned audio codec run through the ``.lnc`` file path of ``lnc encode`` / ``lnc decode``."""
+
+    def __init__(self, learned: LearnedCodec) -> None:
+        self.codec = learned.codec
+        self.label, self.qualities, self.description = learned.label, learned.qualities, learned.description
+        self.check_quality = learned.check_quality
+
+    def encode(self, reader: AudioReader, quality: float) -> bytes:
+        out = io.BytesIO()
+        encode_audio_to(out, reader, self.codec, quality)
+        return out.getvalue()
+
+    def decode(self, data: bytes, info: AudioInfo) -> np.ndarray:
+        wav = io.BytesIO()
+        with open_reader(data) as coded:
+            decode_audio_to(coded, self.codec, wav, "wav")
+        return _samples(wav.getvalue())
 
 
 def audio_paths(folder: Path, limit: int | None = None) -> list[Path]:
@@ -32,35 +69,29 @@ def audio_paths(folder: Path, limit: int | None = None) -> list[Path]:
     return paths[:limit] if limit else paths
 
 
-def snr_db(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """Signal-to-noise ratio in dB of ``decoded`` against ``reference`` (same shape)."""
-    if reference.shape != decoded.shape:
-        raise ValueError(f"shapes differ: {reference.shape} and {decoded.shape}")
-    noise = float(np.mean((reference.astype(np.float64) - decoded) ** 2))
-    signal = float(np.mean(reference.astype(np.float64) ** 2))
-    return 10.0 * np.log10(max(signal, 1e-20) / max(noise, 1e-20))
-
-
 def _samples(source: str | Path | bytes) -> np.ndarray:
     with AudioReader(source) as reader:
         return np.concatenate(list(reader.chunks(1 << 20)), axis=1)
 
 
-def measure(codec: AudioCodec, path: Path, quality: float) -> dict[str, float]:
-    """One file at one quality: the whole file's rate, the SNR of its decoded WAV, timings."""
+def measure(codec: AudioRateCodec, path: Path, quality: float) -> dict[str, float]:
+    """One file at one quality: the whole coded file's rate, the distortion of its decoding, timings.
+
+    ``encoding_time`` runs from the source file to the coded bytes, reading included, since the
+    learned path streams the source through the encoder; ``decoding_time`` from the bytes to samples.
+    """
     start = time.perf_counter()
-    out = io.BytesIO()
     with AudioReader(path) as reader:
-        encode_audio_to(out, reader, codec, quality)
+        data = codec.encode(reader, quality)
         info = reader.info
-    data = out.getvalue()
     encoded = time.perf_counter()
-    wav = io.BytesIO()
-    with open_reader(data) as coded:
-        decode_audio_to(coded, codec, wav, "wav")
+    decoded = codec.decode(data, info)
     done = time.perf_counter()
+    reference = _samples(path)
     return {
-        "snr": snr_db(_samples(path), _samples(wav.getvalue())),
+        "snr": snr_db(reference, decoded),
+        "si-sdr": si_sdr_db(reference, decoded),
+        "mel-distance": mel_distance(reference, decoded, info.sample_rate),
         "bitrate": 8.0 * len(data) * info.sample_rate / info.frames / 1000.0,
         "encoding_time": encoded - start,
         "decoding_time": done - encoded,
@@ -69,13 +100,13 @@ def measure(codec: AudioCodec, path: Path, quality: float) -> dict[str, float]:
 
 
 def evaluate(
-    codec: AudioCodec, label: str, description: str, paths: list[Path], qualities: tuple[float, ...], per_file: bool = False
+    codec: AudioRateCodec, paths: list[Path], qualities: tuple[float, ...], per_file: bool = False
 ) -> results.RDCurve:
     """The codec's RD curve over ``paths``: per-file values averaged per quality, sorted by bit rate."""
     from tqdm import tqdm
 
     files: dict[str, dict[str, list[float]]] = {}
-    with tqdm(total=len(paths) * len(qualities), unit="file", desc=label, file=sys.stderr, leave=False) as bar:
+    with tqdm(total=len(paths) * len(qualities), unit="file", desc=codec.label, file=sys.stderr, leave=False) as bar:
         for path in paths:
             rows = []
             for quality in qualities:
@@ -85,8 +116,8 @@ def evaluate(
     means = {key: np.mean([v[key] for v in files.values()], axis=0) for key in KEYS}
     order = np.argsort(means["bitrate"], kind="stable")
     curve = results.RDCurve(
-        name=label,
-        description=f"{description}. {len(paths)} audio files from {dataset_name(paths[0].parent)}",
+        name=codec.label,
+        description=f"{codec.description}. {len(paths)} audio files from {dataset_name(paths[0].parent)}",
         results={key: [float(means[key][i]) for i in order] for key in KEYS},
     )
     if per_file:
@@ -97,6 +128,7 @@ def evaluate(
 def summary_table(curve: results.RDCurve) -> str:
     """A fixed-width table of the averaged results, one row per rate point."""
     columns = [("quality", "quality", "{:g}"), ("bitrate", "kbit/s", "{:.3f}"), ("snr", "SNR dB", "{:.3f}"),
+               ("si-sdr", "SI-SDR dB", "{:.3f}"), ("mel-distance", "mel dist", "{:.4f}"),
                ("encoding_time", "enc s", "{:.4f}"), ("decoding_time", "dec s", "{:.4f}")]
     rows = [[title for _, title, _ in columns]]
     rows += [[fmt.format(curve.results[key][i]) for key, _, fmt in columns] for i in range(len(curve.results["bitrate"]))]

@@ -18,10 +18,10 @@ import numpy as np
 from lnc.entropy.errors import InputError
 from lnc.tools.eval.image_metrics import ms_ssim_db
 
-METRICS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "snr")
+METRICS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "snr", "si-sdr")
 METRIC_LABELS = {
     "psnr-rgb": "PSNR-RGB (dB)", "ms-ssim-rgb": "MS-SSIM-RGB", "ms-ssim-rgb-db": "MS-SSIM-RGB (dB)",
-    "snr": "SNR (dB)",
+    "snr": "SNR (dB)", "si-sdr": "SI-SDR (dB)",
 }
 RATE_KEYS = ("bpp", "bitrate")
 """The rate of a curve: bits per pixel (images, video), else ``bitrate`` in kbit/s (audio)."""
