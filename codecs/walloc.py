@@ -13,10 +13,12 @@ latents in :mod:`lnc.tools.eval.walloc_baseline`)::
 The decoder's residual blocks start at zero (their last convolutions are zero-initialised), so an
 untrained codec is a linear autoencoder around the packet transform and training adds the
 non-linear corrections. The packet coefficients are scaled by a fixed ``coefficient_scale`` before
-the encoder (and the latents by its inverse after the decoder's first layer), so that from the
-first step a rounding step is a fine one in the signal's own units (an 8-bit level for images);
-without it the encoder's weights must first grow by two orders of magnitude, which Adam's small
-steps take thousands of steps to do, and the early rounding costs the quality of every rate point. Unlike WaLLoC the encoder has no clamp: the entropy model bounds the
+the encoder (and the latents by its inverse before the decoder), so that from the first step the
+rate points' rounding steps (the initial gains span 0.3–3) lie around the ones a trained model
+uses, in the signal's own units. Unscaled, a rounding step is the whole range of an image: the
+encoder's weights must first grow by orders of magnitude, and Adam's small steps took thousands
+of steps to do it (Kodak at 16 dB after 2,000 steps); scaled to single 8-bit levels, every rate
+point started above 4 bpp and the gains took as long to come down. Unlike WaLLoC the encoder has no clamp: the entropy model bounds the
 latents' range, and the 8-bit baseline clamps on its own.
 """
 from __future__ import annotations
@@ -87,8 +89,8 @@ class WaveletPacketCodecMixin(FactorizedPriorMixin):
     kernel_size: ClassVar[int] = 3
     """Kernel of the decoder's residual convolutions."""
     coefficient_scale: ClassVar[float]
-    """Packet coefficients times this are the encoder's input: one rounding step of an identity
-    latent is then about the finest difference the signal's format records."""
+    """Packet coefficients times this are the encoder's input: it sets the rounding step, in the
+    signal's units, that the rate points start around."""
 
     def _build(self: Codec, channels: int, levels: int, N: int, M: int, blocks: int, rate_points: int) -> None:
         """The transforms of a ``channels``-channel signal: ``levels`` packet levels, ``M`` latent

@@ -30,7 +30,7 @@ class WaLLoCStereo(WaveletPacketCodecMixin, AudioCodec):
     stream_strides = {"y": 256}  # 2^levels at the default levels; each instance sets its own
     value_range = (-1.0, 1.0)
     signal_dims = 1
-    coefficient_scale = 1024.0  # a rounding step of an orthonormal coefficient is 32 steps of 16-bit PCM
+    coefficient_scale = 32.0  # at gain 1 a rounding step is 1/32 of full scale (1024 steps of 16-bit PCM)
 
     def __init__(
         self, N: int = 512, M: int = 108, levels: int = 8, blocks: int = 2, channels: int = 2, rate_points: int = 0

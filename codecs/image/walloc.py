@@ -28,7 +28,7 @@ class WaLLoC(WaveletPacketCodecMixin, ImageCodec):
     stream_strides = {"y": 8}  # 2^levels at the default levels; each instance sets its own
     value_range = (0.0, 1.0)
     signal_dims = 2
-    coefficient_scale = 255.0  # a rounding step of an orthonormal coefficient is one 8-bit level
+    coefficient_scale = 16.0  # at gain 1 a rounding step is 16 8-bit levels of an orthonormal coefficient
 
     def __init__(self, N: int = 192, M: int = 48, levels: int = 3, blocks: int = 2, rate_points: int = 0) -> None:
         super().__init__(rate_points)

@@ -87,7 +87,7 @@ def test_integer_latents_are_what_the_stream_codes(codecs):
 @pytest.mark.parametrize("fmt", ["png", "webp"])
 def test_8_bit_image_latents_are_lossless(codecs, fmt):
     for codec, x in codecs:
-        # An untrained encoder's latents span more than 8 bits; a faint copy of the input keeps them
+        # An untrained encoder's latents can span more than 8 bits; a faint copy of the input keeps them
         # inside (trained models learn the gains that do).
         x = x / 64
         latents = codec.encode_latents(x, 4.0)

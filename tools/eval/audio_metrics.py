@@ -13,6 +13,7 @@ torch and torchaudio are imported on first use, so the commands that only read r
 """
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -74,11 +75,15 @@ def _mel_spectrograms(sample_rate: int) -> tuple:
     """
     from torchaudio.transforms import MelSpectrogram
 
-    return tuple(
-        MelSpectrogram(sample_rate, n_fft=window, hop_length=window // 4, n_mels=bands, power=1.0,
-                       center=True, pad_mode="reflect", norm="slaney", mel_scale="slaney")
-        for window, bands in zip(MEL_WINDOWS, MEL_BANDS)
-    )
+    # The short windows have more mel bands than frequency bins can fill (DAC's own configuration
+    # does too); torchaudio's warning about the empty bands says nothing a user can act on.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
+        return tuple(
+            MelSpectrogram(sample_rate, n_fft=window, hop_length=window // 4, n_mels=bands, power=1.0,
+                           center=True, pad_mode="reflect", norm="slaney", mel_scale="slaney")
+            for window, bands in zip(MEL_WINDOWS, MEL_BANDS)
+        )
 
 
 def mel_distance(reference: np.ndarray, decoded: np.ndarray, sample_rate: int) -> float:
