@@ -79,6 +79,27 @@ class InversePacket(nn.Module):
         return self.packet.inverse(coefficients)
 
 
+def wavelet_autoencoder(
+    channels: int, levels: int, hidden: int, M: int, blocks: int, dim: int, scale: float, kernel_size: int = 3
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """WaLLoC's ``g_a`` (packet transform, ×``scale``, 1×1 convolution to ``M`` latents) and ``g_s`` (÷``scale``,
+    1×1 convolution back to the packet bands, ``blocks`` residual blocks of ``hidden`` channels, inverse
+    packet) for ``channels``-channel signals with ``dim`` spatial dimensions."""
+    if not 1 <= levels <= 10:
+        raise ValueError(f"levels must lie in 1..10, got {levels}")
+    conv = _CONV[dim]
+    packet = WaveletPacket(levels, dim)
+    bands = packet.channels(channels)
+    g_a = nn.Sequential(packet, Scale(scale), conv(bands, M, 1))
+    g_s = nn.Sequential(
+        Scale(1 / scale),
+        conv(M, bands, 1),
+        *(ResidualBlock(bands, hidden, kernel_size, dim) for _ in range(blocks)),
+        InversePacket(packet),
+    )
+    return g_a, g_s
+
+
 class WaveletPacketCodecMixin(FactorizedPriorMixin):
     """Mixed into an :class:`~lnc.codecs.base.ImageCodec` or :class:`~lnc.codecs.base.AudioCodec`
     (after this mixin in the bases): builds ``g_a``, ``g_s`` and the prior in :meth:`_build`, and
@@ -95,20 +116,11 @@ class WaveletPacketCodecMixin(FactorizedPriorMixin):
     def _build(self: Codec, channels: int, levels: int, N: int, M: int, blocks: int, rate_points: int) -> None:
         """The transforms of a ``channels``-channel signal: ``levels`` packet levels, ``M`` latent
         channels, ``blocks`` residual blocks of ``N`` hidden channels; the stream's stride is ``2^levels``."""
-        if not 1 <= levels <= 10:
-            raise ValueError(f"levels must lie in 1..10, got {levels}")
         self.config.update(N=N, M=M, levels=levels, blocks=blocks)
         # The stride depends on the configuration, so this instance declares its own.
         self.stream_strides = {"y": 2**levels}
-        conv = _CONV[self.signal_dims]
-        packet = WaveletPacket(levels, self.signal_dims)
-        bands = packet.channels(channels)
-        self.g_a = nn.Sequential(packet, Scale(self.coefficient_scale), conv(bands, M, 1))
-        self.g_s = nn.Sequential(
-            Scale(1 / self.coefficient_scale),
-            conv(M, bands, 1),
-            *(ResidualBlock(bands, N, self.kernel_size, self.signal_dims) for _ in range(blocks)),
-            InversePacket(packet),
+        self.g_a, self.g_s = wavelet_autoencoder(
+            channels, levels, N, M, blocks, self.signal_dims, self.coefficient_scale, self.kernel_size
         )
         self._build_prior(M, rate_points)
 

@@ -4,9 +4,9 @@ from lnc.codecs.image.factorized import FactorizedPrior
 from lnc.codecs.image.hyperprior import MeanScaleHyperprior, ScaleHyperprior
 from lnc.codecs.image.mlic import MLICPlusPlus
 from lnc.codecs.image.shallow import ShallowJPEGLike, ShallowTwoLayer
-from lnc.codecs.image.walloc import WaLLoC
+from lnc.codecs.image.walloc import WaLLoC, WaLLoCHyperprior
 
 __all__ = [
     "CheckerboardMeanScale", "FactorizedPrior", "MLICPlusPlus", "MeanScaleHyperprior", "ScaleHyperprior",
-    "ShallowJPEGLike", "ShallowTwoLayer", "WaLLoC",
+    "ShallowJPEGLike", "ShallowTwoLayer", "WaLLoC", "WaLLoCHyperprior",
 ]

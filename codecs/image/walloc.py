@@ -8,8 +8,9 @@ the resolution, and ``M = 48`` latent channels reduce the dimension 4× (the pap
 from __future__ import annotations
 
 from lnc.codecs.base import ImageCodec
+from lnc.codecs.image.hyperprior import MeanScaleHyperprior
 from lnc.codecs.registry import register
-from lnc.codecs.walloc import WaveletPacketCodecMixin
+from lnc.codecs.walloc import WaveletPacketCodecMixin, wavelet_autoencoder
 
 
 @register
@@ -33,3 +34,34 @@ class WaLLoC(WaveletPacketCodecMixin, ImageCodec):
     def __init__(self, N: int = 192, M: int = 48, levels: int = 3, blocks: int = 2, rate_points: int = 0) -> None:
         super().__init__(rate_points)
         self._build(3, levels, N, M, blocks, rate_points)
+
+
+@register
+class WaLLoCHyperprior(MeanScaleHyperprior):
+    """WaLLoC's transforms with a mean-scale hyperprior (Minnen et al. 2018) on their latents.
+
+    The factorised prior of :class:`WaLLoC` cannot see the latents' spatial correlation, which a
+    lossless image coder finds (lossless WebP of the same latents beat it by 1.4–2.2× on Kodak), and
+    one density per channel must serve every rate point. Here ``z``, at a quarter of the latent
+    resolution, predicts each latent's mean and scale, per rate point.
+
+    Args:
+        N: channels of the hyper latent ``z``.
+        M: latent channels (WaLLoC's ``latent_dim``).
+        hidden: channels of the decoder's residual blocks.
+        levels: packet levels ``J``; sizes are padded to multiples of ``4·2^J``.
+        blocks: residual blocks of the decoder.
+        rate_points, mixed_quantization, exact_entropy: as for :class:`MeanScaleHyperprior`.
+    """
+
+    architecture = "walloc-hyperprior"
+    stream_strides = {"z": 32, "y": 8}  # at the default levels; each instance sets its own
+
+    def __init__(
+        self, N: int = 128, M: int = 48, hidden: int = 192, levels: int = 3, blocks: int = 2, rate_points: int = 0,
+        mixed_quantization: bool = False, exact_entropy: bool = False,
+    ) -> None:
+        super().__init__(N, M, rate_points, mixed_quantization, exact_entropy)
+        self.config.update(hidden=hidden, levels=levels, blocks=blocks)
+        self.stream_strides = {"z": 4 * 2**levels, "y": 2**levels}
+        self.g_a, self.g_s = wavelet_autoencoder(3, levels, hidden, M, blocks, 2, WaLLoC.coefficient_scale)

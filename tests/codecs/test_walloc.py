@@ -180,3 +180,28 @@ def test_cli_codes_a_stereo_flac(data_dir, tmp_path, capsys):
         again = codec.decompress(codec.compress(x))[0, :, :20000].numpy()
     assert np.abs(result - again).max() <= 0.5 / 32768 + 1e-7
     capsys.readouterr()
+
+
+def test_hyperprior_variant_codes_what_it_trains_on_and_through_the_cli(kodim, tmp_path, capsys):
+    torch.manual_seed(0)
+    codec = build_codec("walloc-hyperprior", N=32, hidden=32, rate_points=2, exact_entropy=True).eval()
+    codec.update()
+    rgb = np.ascontiguousarray(kodim(7)[100:228, 300:492])  # 128×192: whole multiples of 32
+    x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    batch = torch.cat([x, x.flip(-1)])
+    compressed = codec.compress(batch, 1.5)
+    assert set(compressed.streams) == {"z", "y"} and compressed.streams["y"].shape == (16, 24)
+    assert compressed.streams["z"].shape == (4, 6) and len(compressed.streams["y"].strings) == 2
+    with torch.inference_mode(), single_threaded(x.device):
+        expected = codec(batch, 1.5)["x_hat"].clamp(0, 1)
+    assert torch.equal(codec.decompress(compressed, 1.5), expected)
+
+    weights = tmp_path / "walloc-hyperprior.safetensors"
+    save_codec(codec, weights)
+    crop = tmp_path / "crop.png"
+    Image.fromarray(rgb[:101, :150]).save(crop)  # padded to 128×160
+    coded, decoded = tmp_path / "crop.lnc", tmp_path / "crop.out.png"
+    assert main(["encode", str(crop), "-o", str(coded), "-m", str(weights), "-q", "2"]) == 0
+    assert main(["decode", str(coded), "-o", str(decoded), "-m", str(weights)]) == 0
+    assert np.asarray(Image.open(decoded)).shape == (101, 150, 3)
+    capsys.readouterr()
