@@ -100,13 +100,64 @@ def wavelet_autoencoder(
     return g_a, g_s
 
 
-class WaveletPacketCodecMixin(FactorizedPriorMixin):
-    """Mixed into an :class:`~lnc.codecs.base.ImageCodec` or :class:`~lnc.codecs.base.AudioCodec`
-    (after this mixin in the bases): builds ``g_a``, ``g_s`` and the prior in :meth:`_build`, and
-    adds the compressed-domain verbs :meth:`encode_latents` and :meth:`decode_latents`."""
+class IntegerLatentsMixin:
+    """The compressed-domain verbs of a WaLLoC codec: :meth:`encode_latents` gives the integer latents
+    its stream codes and :meth:`decode_latents` the samples :meth:`decompress` gives for them, for
+    learning on the latents (WaLLoC's use). Mixed into a codec with ``g_a``, ``g_s`` and a ``gain``,
+    before the codec's base class; a subclass says how ``y`` becomes integers and back."""
 
     signal_dims: ClassVar[int]
     """Spatial dimensions of the signal: 1 for waveforms, 2 for images."""
+
+    def _integers(self, y: Tensor, latents: dict[str, Tensor], q: Tensor) -> Tensor:
+        """The int32 latents that the stream codes for ``y`` (``latents`` is :meth:`analyse`'s output)."""
+        raise NotImplementedError
+
+    def _values(self, integers: Tensor) -> Tensor:
+        """The quantised ``ŷ`` of :meth:`_integers`' output."""
+        raise NotImplementedError
+
+    def _check_input(self: Codec, x: Tensor) -> None:
+        factor = self.downsampling
+        if x.dim() != self.signal_dims + 2 or any(s % factor for s in x.shape[2:]):
+            raise InputError(
+                f"{self.architecture} codes [B, C, {'T' if self.signal_dims == 1 else 'H, W'}] with sizes "
+                f"multiples of {factor}, got {tuple(x.shape)}"
+            )
+
+    def analyse(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
+        self._check_input(x)
+        return super().analyse(x, q)
+
+    def encode_latents(self: Codec, x: Tensor, quality: Tensor | float | None = None) -> Tensor:
+        """The integer latents ``[B, M, *size/2^J]`` (int32) that :meth:`compress` codes for ``x``.
+        Computed on one CPU thread like :meth:`compress`, so that they are its symbols exactly."""
+        q = self.quality_tensor(quality, x.shape[0], x.device)
+        with torch.no_grad(), single_threaded(x.device):
+            latents = self.analyse(x, q)
+            return self._integers(latents["y"], latents, q)
+
+    def decode_latents(self: Codec, latents: Tensor, quality: Tensor | float | None = None) -> Tensor:
+        """The samples that :meth:`decompress` gives for the integer latents of :meth:`encode_latents`."""
+        channels = self.config["M"]
+        if latents.dim() != self.signal_dims + 2 or latents.shape[1] != channels:
+            raise InputError(
+                f"latents must be [B, {channels}, ...] with {self.signal_dims} spatial dimension(s), "
+                f"got {tuple(latents.shape)}"
+            )
+        if latents.is_floating_point() or latents.is_complex():
+            raise InputError(f"latents must be integers, got {latents.dtype}")
+        q = self.quality_tensor(quality, latents.shape[0], latents.device)
+        with torch.no_grad(), single_threaded(latents.device):
+            y_hat = self._values(latents)
+            return self.g_s(apply_gain(self.gain, y_hat, q, inverse=True)).clamp_(*self.value_range)
+
+
+class WaveletPacketCodecMixin(IntegerLatentsMixin, FactorizedPriorMixin):
+    """Mixed into an :class:`~lnc.codecs.base.ImageCodec` or :class:`~lnc.codecs.base.AudioCodec`
+    (after this mixin in the bases): builds ``g_a``, ``g_s`` and the factorised prior in :meth:`_build`;
+    the integer latents are the rounded ``y`` less each channel's median."""
+
     kernel_size: ClassVar[int] = 3
     """Kernel of the decoder's residual convolutions."""
     coefficient_scale: ClassVar[float]
@@ -124,41 +175,12 @@ class WaveletPacketCodecMixin(FactorizedPriorMixin):
         )
         self._build_prior(M, rate_points)
 
-    def _check_input(self: Codec, x: Tensor) -> None:
-        factor = self.downsampling
-        if x.dim() != self.signal_dims + 2 or any(s % factor for s in x.shape[2:]):
-            raise InputError(
-                f"{self.architecture} codes [B, C, {'T' if self.signal_dims == 1 else 'H, W'}] with sizes "
-                f"multiples of {factor}, got {tuple(x.shape)}"
-            )
-
-    def analyse(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
-        self._check_input(x)
-        return super().analyse(x, q)
-
-    def _latent_means(self, ndim: int) -> Tensor:
+    def _medians(self, ndim: int) -> Tensor:
         """Each channel's median, the centre of its integer symbols, shaped for ``ndim`` dimensions."""
         return self.entropy_bottleneck.medians().reshape((1, -1) + (1,) * (ndim - 2))
 
-    def encode_latents(self: Codec, x: Tensor, quality: Tensor | float | None = None) -> Tensor:
-        """The integer latents ``[B, M, *size/2^J]`` (int32) that :meth:`compress` codes for ``x``:
-        the quantised latents less each channel's median, for learning in the compressed domain.
-        Computed on one CPU thread like :meth:`compress`, so that they are its symbols exactly."""
-        q = self.quality_tensor(quality, x.shape[0], x.device)
-        with torch.no_grad(), single_threaded(x.device):
-            y = self.analyse(x, q)["y"]
-            return self.entropy_bottleneck.quantize(y, "symbols", self._latent_means(y.dim()))
+    def _integers(self, y: Tensor, latents: dict[str, Tensor], q: Tensor) -> Tensor:
+        return self.entropy_bottleneck.quantize(y, "symbols", self._medians(y.dim()))
 
-    def decode_latents(self: Codec, latents: Tensor, quality: Tensor | float | None = None) -> Tensor:
-        """The samples that :meth:`decompress` gives for the integer latents of :meth:`encode_latents`."""
-        if latents.dim() != self.signal_dims + 2 or latents.shape[1] != self.entropy_bottleneck.channels:
-            raise InputError(
-                f"latents must be [B, {self.entropy_bottleneck.channels}, ...] with {self.signal_dims} "
-                f"spatial dimension(s), got {tuple(latents.shape)}"
-            )
-        if latents.is_floating_point() or latents.is_complex():
-            raise InputError(f"latents must be integers, got {latents.dtype}")
-        q = self.quality_tensor(quality, latents.shape[0], latents.device)
-        with torch.no_grad(), single_threaded(latents.device):
-            y_hat = self.entropy_bottleneck.dequantize(latents, self._latent_means(latents.dim()))
-            return self.g_s(apply_gain(self.gain, y_hat, q, inverse=True)).clamp_(*self.value_range)
+    def _values(self, integers: Tensor) -> Tensor:
+        return self.entropy_bottleneck.dequantize(integers, self._medians(integers.dim()))

@@ -16,7 +16,8 @@ def test_models_json_names_modality_architecture_and_training(capsys):
     shipped = {m["name"]: m for m in listing["models"]}
     assert set(shipped) == {p.stem for p in WEIGHTS_DIR.glob("*.safetensors")}
     for name, model in shipped.items():
-        assert model["modality"] == "image" and model["architecture"] in modalities
+        assert model["modality"] == modalities[model["architecture"]]
         card = (WEIGHTS_DIR / f"{name}.md").read_text()
         assert model["trained"] and model["trained"] in card  # the card's own words
+    assert shipped["walloc-stereo-vr"]["modality"] == "audio"
     assert sum(m["default"] for m in shipped.values()) == 1

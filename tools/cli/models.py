@@ -25,19 +25,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument(
         "--flops", action="store_true",
-        help="instead, parameters and MACs/FLOPs per pixel of each shipped model and of each image "
-             "architecture at its paper size (lnc.codecs.costs)",
+        help="instead, parameters and MACs/FLOPs per pixel of each shipped image model and of each "
+             "image architecture at its paper size (lnc.codecs.costs)",
     )
     parser.set_defaults(func=run)
 
 
 def _costs() -> list[dict]:
-    """:func:`~lnc.codecs.costs.decode_costs` of every shipped model, then of every image
+    """:func:`~lnc.codecs.costs.decode_costs` of every shipped image model, then of every image
     architecture at its paper size (random weights: the counts do not depend on them)."""
     from lnc.codecs.costs import PAPER_SIZES, decode_costs
     from lnc.codecs.registry import ARCHITECTURES, build_codec, load, shipped_models
 
-    codecs = [(m.name, "shipped", load(m.name)) for m in shipped_models()]
+    codecs = [
+        (m.name, "shipped", load(m.name)) for m in shipped_models() if ARCHITECTURES[m.architecture].modality == "image"
+    ]
     codecs += [
         (name, "paper size", build_codec(name, **PAPER_SIZES.get(name, {})).eval())
         for name, cls in sorted(ARCHITECTURES.items()) if cls.modality == "image"

@@ -2,7 +2,7 @@
 
 Jacobellis & Yadwadkar 2025 (arXiv:2412.09405) store a codec's quantised latents as 8-bit images
 and let a lossless image coder find their redundancy: one grayscale PNG, or an RGB lossless WebP.
-Here the integer latents of :meth:`lnc.codecs.walloc.WaveletPacketCodecMixin.encode_latents` are
+Here the integer latents of :meth:`lnc.codecs.walloc.IntegerLatentsMixin.encode_latents` are
 
 * shifted by 128 and clamped to 0..255 (values outside -128..127 are clipped and counted:
   :attr:`LatentImages.clipped`; the latents decode back exactly when it is 0);
