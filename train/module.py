@@ -80,6 +80,8 @@ def load_initial_weights(codec: Codec, name: str, lmbdas: list[float] | None = N
             f"init_weights: {name} is {source.architecture} {source.config}, "
             f"the codec to train is {codec.architecture} {codec.config}"
         )
+    # Layers the codec adds in place of the source's (a new synthesis) keep their initialisation.
+    state = {key: value for key, value in state.items() if not (added and key.startswith(added))}
     missing, unexpected = codec.load_state_dict(state, strict=False)
     if unexpected or any(not key.startswith(added) for key in missing):
         raise InputError(f"init_weights: {name} does not fit {codec.architecture}: "

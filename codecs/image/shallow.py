@@ -14,8 +14,8 @@ ELIC's (He et al. 2022, arXiv:2203.10886)::
 Everything but ``g_a`` and ``g_s`` is :class:`~lnc.codecs.image.hyperprior.MeanScaleHyperprior`'s:
 the hyper transforms, gain units, entropy path and coding. The two syntheses are two registered
 architectures rather than one option, so a weights file or bitstream names the decoder it needs
-and ``lnc models`` lists both. Their trained weights share no layer with ``mbt2018-mean``'s
-transforms, so they grow from nothing (random initialisation).
+and ``lnc models`` lists both. With ELIC's analysis they share no layer with ``mbt2018-mean``;
+with its GDN analysis (the CPU configuration) they grow from its trained encoder and hyperprior.
 
 As in the paper (and its code, mandt-lab/shallow-ntc), the hyper latent ``z`` has as many channels
 as ``y`` (N = M = 320) and the analysis is 192 wide. The two-layer synthesis's residual branch
@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from lnc.codecs.image.hyperprior import MeanScaleHyperprior
+from lnc.codecs.image.transforms import analysis_transform
 from lnc.codecs.layers import GDN, conv, deconv
 from lnc.codecs.registry import register
 
@@ -113,25 +114,38 @@ class TwoLayerSynthesis(nn.Module):
         return self.output(self.igdn(self.hidden(y)) + self.residual(y))
 
 
+ANALYSES = {"elic": heavy_analysis, "gdn": analysis_transform}
+"""The analyses a shallow codec can have: ELIC's (the paper's) or mbt2018-mean's four GDN convolutions."""
+
+
 class ShallowHyperprior(MeanScaleHyperprior):
-    """The mean-scale hyperprior with ELIC's analysis and the synthesis :meth:`shallow_synthesis`
+    """The mean-scale hyperprior with a heavy analysis and the synthesis :meth:`shallow_synthesis`
     builds; subclasses choose it.
+
+    With ``analysis="gdn"`` and ``analysis_width == N`` every layer but ``g_s`` is ``mbt2018-mean``'s,
+    so ``--model.init_weights mbt2018-mean-vr`` starts from the shipped encoder and hyperprior and
+    trains a new synthesis (a CPU configuration: ELIC's analysis is too slow to train there).
 
     Args:
         N, M: channels of ``z`` and ``y`` (the paper: 320 and 320).
         analysis_width: channels inside the analysis (the paper: 192).
+        analysis: ``"elic"`` (the paper's) or ``"gdn"`` (``mbt2018-mean``'s).
         rate_points, mixed_quantization, exact_entropy: as for ``mbt2018-mean``.
     """
 
-    grows_from = {}  # type: ignore[var-annotated]  # no trained architecture shares its transforms
+    grows_from = {"mbt2018-mean": ("g_s.",)}  # with the "gdn" analysis: a new synthesis on its encoder
 
     def __init__(
         self, N: int = 320, M: int = 320, analysis_width: int = 192, rate_points: int = 0,
-        mixed_quantization: bool = False, exact_entropy: bool = False,
+        mixed_quantization: bool = False, exact_entropy: bool = False, analysis: str = "elic",
     ) -> None:
         super().__init__(N, M, rate_points, mixed_quantization, exact_entropy)
+        if analysis not in ANALYSES:
+            raise ValueError(f"analysis must be one of {', '.join(ANALYSES)}, got {analysis!r}")
         self.config.update(analysis_width=analysis_width)
-        self.g_a = heavy_analysis(analysis_width, M)
+        if analysis != "elic":
+            self.config.update(analysis=analysis)
+        self.g_a = ANALYSES[analysis](analysis_width, M)
         self.g_s = self.shallow_synthesis(M)
 
     @staticmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from pytorch_lightning import Trainer
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
@@ -12,8 +13,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from lnc.codecs.costs import decode_costs
 from lnc.codecs.image import MeanScaleHyperprior, ShallowJPEGLike, ShallowTwoLayer
 from lnc.codecs.registry import ARCHITECTURES, shipped_models
+from lnc.entropy.errors import InputError
 from lnc.tools.cli import main
-from lnc.train.module import RDModule
+from lnc.tools.eval import image_metrics as metrics
+from lnc.train.module import RDModule, load_initial_weights
 
 SHALLOW = (ShallowJPEGLike, ShallowTwoLayer)
 
@@ -39,7 +42,7 @@ def test_kodak_crop_decodes_to_what_the_encoder_reconstructed(kodim, cls):
     torch.manual_seed(0)
     codec = cls(N=32, M=48, analysis_width=32, rate_points=4).eval()
     codec.update(force=True)
-    assert ARCHITECTURES[cls.architecture] is cls and codec.grows_from == {}
+    assert ARCHITECTURES[cls.architecture] is cls and codec.grows_from == {"mbt2018-mean": ("g_s.",)}
     x = _image(kodim, 7, 192, 256)
     with torch.no_grad():
         out = codec.compress(x, 2.5)
@@ -111,3 +114,45 @@ def test_models_flops_lists_every_shipped_image_model_and_the_paper_sizes(capsys
         assert any(line.split()[:1] == [name] for line in lines), name
     shallow = next(line for line in lines if line.split()[:1] == ["yang2023-shallow-jpeglike"])
     assert shallow.split()[-1] == "32.8"  # decoding K FLOPs per pixel
+
+
+def test_gdn_analysis_grows_from_the_shipped_mean_scale_model():
+    """The CPU configuration: mbt2018-mean-vr's encoder and hyperprior, a new synthesis."""
+    from lnc.codecs import load
+
+    torch.manual_seed(0)
+    source = load("mbt2018-mean-vr")
+    codec = ShallowTwoLayer(N=64, M=128, analysis_width=64, analysis="gdn", rate_points=8)
+    fresh = {k: v.clone() for k, v in codec.g_s.state_dict().items()}
+    provenance = load_initial_weights(codec, "mbt2018-mean-vr", None)
+    assert provenance["grown_from"] == "mbt2018-mean" and codec.config["analysis"] == "gdn"
+    for key, value in source.state_dict().items():
+        if not key.startswith("g_s."):
+            assert torch.equal(codec.state_dict()[key], value), key
+    assert all(torch.equal(codec.g_s.state_dict()[k], v) for k, v in fresh.items())
+    # ELIC's analysis shares nothing with it: refused in one line, not half loaded.
+    with pytest.raises(InputError, match="does not fit"):
+        load_initial_weights(ShallowTwoLayer(N=64, M=128, analysis_width=64, rate_points=8), "mbt2018-mean-vr", None)
+    with pytest.raises(ValueError, match="analysis must be"):
+        ShallowTwoLayer(analysis="resnet")
+
+
+def test_shipped_shallow_model_decodes_kodak_as_recorded_and_deterministically(kodak_paths, recorded, tmp_path, capsys):
+    """The shipped two-layer model through the CLI (``-m`` on both sides) on kodim15 at its lowest and
+    highest rate points: rate and PSNR are what its card records, and two decodes are identical."""
+    name = "yang2023-shallow-2layer-vr"
+    source = kodak_paths[14]
+    rgb = np.asarray(Image.open(source).convert("RGB"))
+    for quality in 1.0, 8.0:
+        coded = tmp_path / f"q{quality}.lnc"
+        assert main(["encode", str(source), "-o", str(coded), "-m", name, "-q", str(quality)]) == 0
+        decoded = []
+        for n in range(2):
+            out = tmp_path / f"q{quality}.{n}.png"
+            assert main(["decode", str(coded), "-o", str(out), "-m", name]) == 0
+            decoded.append(np.asarray(Image.open(out)))
+        assert np.array_equal(decoded[0], decoded[1])
+        point = recorded(name, source.name, quality)
+        assert 8 * coded.stat().st_size / (rgb.shape[0] * rgb.shape[1]) <= point["bpp"] * 1.002
+        assert metrics.psnr(decoded[0], rgb) > point["psnr-rgb"] - 0.01
+    capsys.readouterr()
