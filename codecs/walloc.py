@@ -109,8 +109,8 @@ class IntegerLatentsMixin:
     signal_dims: ClassVar[int]
     """Spatial dimensions of the signal: 1 for waveforms, 2 for images."""
 
-    def _integers(self, y: Tensor, latents: dict[str, Tensor], q: Tensor) -> Tensor:
-        """The int32 latents that the stream codes for ``y`` (``latents`` is :meth:`analyse`'s output)."""
+    def _integers(self, latents: dict[str, Tensor], q: Tensor) -> Tensor:
+        """The int32 latents that the stream codes for :meth:`analyse`'s ``latents``."""
         raise NotImplementedError
 
     def _values(self, integers: Tensor) -> Tensor:
@@ -134,8 +134,7 @@ class IntegerLatentsMixin:
         Computed on one CPU thread like :meth:`compress`, so that they are its symbols exactly."""
         q = self.quality_tensor(quality, x.shape[0], x.device)
         with torch.no_grad(), single_threaded(x.device):
-            latents = self.analyse(x, q)
-            return self._integers(latents["y"], latents, q)
+            return self._integers(self.analyse(x, q), q)
 
     def decode_latents(self: Codec, latents: Tensor, quality: Tensor | float | None = None) -> Tensor:
         """The samples that :meth:`decompress` gives for the integer latents of :meth:`encode_latents`."""
@@ -175,12 +174,9 @@ class WaveletPacketCodecMixin(IntegerLatentsMixin, FactorizedPriorMixin):
         )
         self._build_prior(M, rate_points)
 
-    def _medians(self, ndim: int) -> Tensor:
-        """Each channel's median, the centre of its integer symbols, shaped for ``ndim`` dimensions."""
-        return self.entropy_bottleneck.medians().reshape((1, -1) + (1,) * (ndim - 2))
-
-    def _integers(self, y: Tensor, latents: dict[str, Tensor], q: Tensor) -> Tensor:
-        return self.entropy_bottleneck.quantize(y, "symbols", self._medians(y.dim()))
+    def _integers(self, latents: dict[str, Tensor], q: Tensor) -> Tensor:
+        y = latents["y"]
+        return self.entropy_bottleneck.quantize(y, "symbols", self.entropy_bottleneck.broadcast_medians(y.dim()))
 
     def _values(self, integers: Tensor) -> Tensor:
-        return self.entropy_bottleneck.dequantize(integers, self._medians(integers.dim()))
+        return self.entropy_bottleneck.dequantize(integers, self.entropy_bottleneck.broadcast_medians(integers.dim()))

@@ -182,7 +182,7 @@ class EntropyBottleneck(EntropyModel):
         view = (1, -1) + (1,) * (len(size) - 2)
         return torch.arange(size[1], dtype=torch.int32).reshape(view).expand(*size)
 
-    def _means(self, ndim: int) -> Tensor:
+    def broadcast_medians(self, ndim: int) -> Tensor:
         """The medians shaped to broadcast against a ``[B, C, ...]`` tensor of ``ndim`` dimensions."""
         return self.medians().reshape((1, -1) + (1,) * (ndim - 2))
 
@@ -193,25 +193,25 @@ class EntropyBottleneck(EntropyModel):
     def compress(self, x: Tensor) -> list[bytes]:  # type: ignore[override]
         """Code ``x`` ``[B, C, ...]`` rounded around the medians: one string per batch item."""
         self._check(x)
-        return super().compress(x, self._channel_indexes(x.shape), self._means(x.dim()))
+        return super().compress(x, self._channel_indexes(x.shape), self.broadcast_medians(x.dim()))
 
     def decompress(self, strings: Sequence[bytes], size: Sequence[int]) -> Tensor:  # type: ignore[override]
         """Inverse of :meth:`compress`; ``size`` is the shape after the channel dimension."""
         shape = (len(strings), self.channels, *size)
         indexes = self._channel_indexes(shape).to(self.quantiles.device)
-        return super().decompress(strings, indexes, self.quantiles.dtype, self._means(len(shape)))
+        return super().decompress(strings, indexes, self.quantiles.dtype, self.broadcast_medians(len(shape)))
 
     def compress_into(self, encoders: Sequence[RangeEncoder], x: Tensor) -> Tensor:  # type: ignore[override]
         """Append ``x`` ``[B, C, ...]`` rounded around the medians to each item's encoder; returns
         the values the decoder will reconstruct."""
         self._check(x)
-        return super().compress_into(encoders, x, self._channel_indexes(x.shape), self._means(x.dim()))
+        return super().compress_into(encoders, x, self._channel_indexes(x.shape), self.broadcast_medians(x.dim()))
 
     def decompress_from(self, decoders: Sequence[RangeDecoder], size: Sequence[int]) -> Tensor:  # type: ignore[override]
         """Inverse of :meth:`compress_into`; ``size`` is the shape after the channel dimension."""
         shape = (len(decoders), self.channels, *size)
         indexes = self._channel_indexes(shape).to(self.quantiles.device)
-        return super().decompress_from(decoders, indexes, self.quantiles.dtype, self._means(len(shape)))
+        return super().decompress_from(decoders, indexes, self.quantiles.dtype, self.broadcast_medians(len(shape)))
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         # CompressAI's published weights name the parameters ``_matrix0`` etc.; map to ``matrices.0``.

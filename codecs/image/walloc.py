@@ -79,11 +79,11 @@ class WaLLoCHyperprior(IntegerLatentsMixin, MeanScaleHyperprior):
         scales, means = super().hyper_side(z_hat, q)
         return scales, means + (torch.round(means) - means).detach()
 
-    def _integers(self, y: Tensor, latents: dict[str, Tensor], q: Tensor) -> Tensor:
-        bottleneck = self.entropy_bottleneck
-        z_hat = bottleneck.quantize(latents["z"], "dequantize", bottleneck.medians().reshape(1, -1, 1, 1))
+    def _integers(self, latents: dict[str, Tensor], q: Tensor) -> Tensor:
+        z = latents["z"]
+        z_hat = self.entropy_bottleneck.quantize(z, "dequantize", self.entropy_bottleneck.broadcast_medians(z.dim()))
         means = self.hyper_side(z_hat, q)[1]
-        return self.gaussian_conditional.quantize(y, "symbols", means) + means.to(torch.int32)
+        return self.gaussian_conditional.quantize(latents["y"], "symbols", means) + means.to(torch.int32)
 
     def _values(self, integers: Tensor) -> Tensor:
         return integers.float()

@@ -38,7 +38,7 @@ def latents(pair, kodim):
     q = torch.tensor([QUALITY])
     with torch.no_grad():
         z = base.analyse(x, q)["z"]
-        z_hat = base.entropy_bottleneck.quantize(z, "dequantize", base.entropy_bottleneck._means(4))
+        z_hat = base.entropy_bottleneck.quantize(z, "dequantize", base.entropy_bottleneck.broadcast_medians(4))
         z_in = twin.hyper_input(z_hat, q)
     return z_in
 
