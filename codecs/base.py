@@ -125,6 +125,8 @@ class Codec(nn.Module):
     grows_from: ClassVar[dict[str, tuple[str, ...]]] = {}
     """Architectures whose trained weights this one can start from, with the prefixes of the layers
     it adds to them (``lnc train --model.init_weights``)."""
+    grown_options: ClassVar[tuple[str, ...]] = ()
+    """Config keys that size only the added layers, so they may differ from the source's when growing."""
 
     def __init__(self, rate_points: int = 0) -> None:
         super().__init__()

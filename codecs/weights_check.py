@@ -207,10 +207,11 @@ def check_loaded(where: str, codec: Codec) -> None:
             raise LncError(f"{where}: entropy model {name} has invalid CDF tables ({exc})") from None
         scale_table = getattr(module, "scale_table", None)
         if isinstance(scale_table, torch.Tensor):
-            if scale_table.dim() != 1 or scale_table.numel() != len(cdf):
+            per_scale = max(getattr(module, "mean_offsets", 0), 1)  # tables per scale
+            if scale_table.dim() != 1 or scale_table.numel() * per_scale != len(cdf):
                 raise LncError(
                     f"{where}: entropy model {name} has a scale table of shape {list(scale_table.shape)} "
-                    f"for {len(cdf)} CDF tables"
+                    f"for {len(cdf)} CDF tables ({per_scale} per scale)"
                 )
             if bool((scale_table <= 0).any()) or bool((scale_table[1:] < scale_table[:-1]).any()):
                 raise LncError(f"{where}: entropy model {name} has a scale table that is not positive and increasing")

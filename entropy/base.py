@@ -127,7 +127,7 @@ class EntropyModel(nn.Module):
     # -- quantisation ---------------------------------------------------------------------------
 
     def quantize(self, inputs: Tensor, mode: str, means: Tensor | None = None) -> Tensor:
-        """Quantise ``inputs`` around ``means`` (rounding ``inputs - means``).
+        """Quantise ``inputs`` around ``means`` (rounding ``inputs - centres(means)``).
 
         Modes: ``"noise"`` adds uniform noise in ``[-0.5, 0.5)`` (the means do not matter),
         ``"ste"`` rounds with an identity gradient, ``"sga"`` rounds softly at this model's
@@ -138,6 +138,7 @@ class EntropyModel(nn.Module):
             raise ValueError(f"quantization mode must be one of {QUANTIZATION_MODES}, got {mode!r}")
         if mode == "noise":
             return inputs + torch.empty_like(inputs).uniform_(-0.5, 0.5)
+        means = self.centres(means)
         centered = inputs - means if means is not None else inputs
         if mode == "symbols":
             return torch.round(centered).to(torch.int32)
@@ -149,11 +150,15 @@ class EntropyModel(nn.Module):
             rounded = torch.round(centered)
         return rounded + means if means is not None else rounded
 
-    @staticmethod
-    def dequantize(symbols: Tensor, means: Tensor | None = None, dtype: torch.dtype = torch.float) -> Tensor:
-        """Symbols back to values: ``symbols + means`` (in the means' dtype) or ``symbols`` as ``dtype``."""
+    def centres(self, means: Tensor | None) -> Tensor | None:
+        """The values that quantisation rounds around for predicted ``means``: the means themselves
+        here; a model may move them to a grid (see :class:`~lnc.entropy.gaussian.LocationScaleConditional`)."""
+        return means
+
+    def dequantize(self, symbols: Tensor, means: Tensor | None = None, dtype: torch.dtype = torch.float) -> Tensor:
+        """Symbols back to values: ``symbols + centres(means)`` (in the means' dtype) or ``symbols`` as ``dtype``."""
         if means is not None:
-            return symbols.to(means.dtype) + means
+            return symbols.to(means.dtype) + self.centres(means)
         return symbols.to(dtype)
 
     def bound_likelihood(self, likelihood: Tensor) -> Tensor:

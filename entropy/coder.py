@@ -334,3 +334,17 @@ def pmf_to_quantized_cdf(pmf: Any, precision: int = 16) -> np.ndarray:
     return _range_coder.pmf_to_quantized_cdf(
         np.ascontiguousarray(p, dtype=np.float64), _precision(precision)
     )
+
+
+def table_indexes(scales: Any, table: Any, means: Any = None, offsets: int = 0) -> np.ndarray:
+    """The CDF table index of each of ``scales`` (float32, any shape, flattened) for a location-scale
+    model with the increasing scale ``table``: the first entry not below the scale (the last one
+    beyond it, and for NaN); with ``offsets = K > 0``, times ``K`` plus the bin of each of ``means``
+    (same shape) by its offset from the nearest integer (:class:`~lnc.entropy.gaussian.GaussianConditional`).
+    One compiled pass, several times faster than the torch expressions it equals."""
+    f32 = [np.ascontiguousarray(_to_numpy(a, name), dtype=np.float32).reshape(-1)
+           for a, name in ((scales, "scales"), (table, "table"))]
+    mean_array = None
+    if means is not None:
+        mean_array = np.ascontiguousarray(_to_numpy(means, "means"), dtype=np.float32).reshape(-1)
+    return _range_coder.table_indexes(f32[0], mean_array, f32[1], int(offsets))

@@ -776,6 +776,45 @@ I32Array pmf_to_quantized_cdf(const py::array_t<double, py::array::c_style>& pmf
   return out;
 }
 
+using F32Array = py::array_t<float, py::array::c_style>;
+
+// The CDF table of each element of a location-scale model (lnc.entropy.gaussian): the first entry of
+// the increasing scale `table` not below its scale, the last entry for larger scales and NaN (what
+// torch.searchsorted, clamped, gives); with offsets = K > 0, that index times K plus the bin
+// floor((mean - round(mean) + 1/2) K), clamped to [0, K), of its mean's offset from the nearest
+// integer (ties to even, as torch.round). All in float32, as the torch expressions would compute it.
+I32Array table_indexes(const F32Array& scales, const std::optional<F32Array>& means, const F32Array& table,
+                       int offsets) {
+  const int64_t n = scales.size();
+  const int entries = static_cast<int>(table.size());
+  if (entries < 1) throw std::invalid_argument("the scale table is empty");
+  if (offsets < 0) throw std::invalid_argument("offsets must be 0 or positive");
+  if (offsets > 0 && (!means || means->size() != n))
+    throw std::invalid_argument("offsets need one mean per scale");
+  I32Array out(n);
+  const float* s = scales.data();
+  const float* m = offsets > 0 ? means->data() : nullptr;
+  const float* t = table.data();
+  int32_t* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const int per_scale = std::max(offsets, 1);
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = s[i];
+      int index = 0;  // entries below v: a branch-free count that the compiler vectorises
+      for (int j = 0; j < entries; ++j) index += t[j] < v;
+      if (index >= entries || std::isnan(v)) index = entries - 1;
+      int bin = 0;
+      if (offsets > 0) {
+        const float f = std::floor((m[i] - std::nearbyint(m[i]) + 0.5f) * static_cast<float>(offsets));
+        bin = f >= 0 ? (f < offsets ? static_cast<int>(f) : offsets - 1) : 0;  // NaN: bin 0
+      }
+      dst[i] = index * per_scale + bin;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_range_coder, m) {
@@ -819,6 +858,8 @@ PYBIND11_MODULE(_range_coder, m) {
   m.def("decode_from", &decode_from, py::arg("decoders"), py::arg("indexes"), py::arg("cdfs"),
         py::arg("cdf_lengths"), py::arg("offsets"), py::arg("precision"), py::arg("threads"));
   m.def("pmf_to_quantized_cdf", &pmf_to_quantized_cdf, py::arg("pmf"), py::arg("precision"));
+  m.def("table_indexes", &table_indexes, py::arg("scales"), py::arg("means"), py::arg("table"),
+        py::arg("offsets"));
   m.def("hardware_threads", &hardware_threads);
   m.attr("MAX_PRECISION") = kMaxPrecision;
 }

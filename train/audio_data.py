@@ -25,12 +25,15 @@ def list_audio(dirs: list[str]) -> list[Path]:
 
 
 def load_waveform(path: Path, channels: int, sample_rate: int | None) -> np.ndarray:
-    """The file as float32 ``[channels, T]``: mono files are repeated, extra channels averaged away."""
+    """The file as float32 ``[channels, T]``: mono files are repeated, extra channels averaged away;
+    resampled to ``sample_rate`` (torchaudio's windowed-sinc resampler) unless that is None."""
     with AudioReader(path) as reader:
-        info = reader.info
-        if sample_rate is not None and info.sample_rate != sample_rate:
-            raise InputError(f"{path}: {info.sample_rate} Hz, the data module expects {sample_rate} Hz")
+        rate = reader.info.sample_rate
         wave = np.concatenate(list(reader.chunks(1 << 20)), axis=1)
+    if sample_rate is not None and rate != sample_rate:
+        from torchaudio.functional import resample
+
+        wave = resample(torch.from_numpy(wave), rate, sample_rate).numpy()
     if wave.shape[0] == channels:
         return wave
     mono = wave.mean(axis=0, keepdims=True)
@@ -67,7 +70,8 @@ class AudioFolderDataModule(LightningDataModule):
         val_fraction: fraction of the files held out (a fixed, seeded choice).
         segment: samples per segment; a multiple of the codec's downsampling.
         channels: channels per segment (the codec's input channels).
-        sample_rate: refuse files at another rate (None: accept any).
+        sample_rate: resample files at another rate to this one (None: take every file as it is),
+            e.g. for a mel distortion, which is defined at one rate.
         batch_size, repeats, num_workers: as for images.
     """
 

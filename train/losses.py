@@ -4,7 +4,9 @@ Rate and distortion are normalised per modality, so that λ means what the field
 mean. Images follow CompressAI: R in bits per pixel, −Σ log2 p / (H·W) over all latents of a
 sample, D = 255²·MSE for MSE training and D = 1 − MS-SSIM for MS-SSIM training (Wang et al. 2003).
 Video counts bits per pixel over all frames (T·H·W), D = 255²·MSE. Audio counts bits per sample
-frame (T), D = 32768²·MSE, the squared error in 16-bit PCM steps, and reports the SNR.
+frame (T), D = 32768²·MSE, the squared error in 16-bit PCM steps, and reports the SNR; it may add
+DAC's multi-scale mel distance (Kumar et al. 2023, arXiv:2306.06546; the one ``lnc eval`` reports),
+which weighs errors by what is heard where MSE spends the bits on the loud low frequencies.
 Everything is computed in float32, whatever precision the codec ran in.
 """
 from __future__ import annotations
@@ -18,8 +20,9 @@ from torch import Tensor, nn
 
 from lnc.entropy.errors import InputError
 from lnc.entropy.rate import bits_per_pixel
+from lnc.tools.eval.audio_metrics import mel_distances
 
-DISTORTIONS = ("mse", "ms-ssim")
+DISTORTIONS = ("mse", "ms-ssim", "mel")
 RATE_KEYS = {"image": "bpp", "video": "bpp", "audio": "bits_per_sample"}
 """The name of the rate term per modality: what R is divided by."""
 PEAKS = {"image": 255.0, "video": 255.0, "audio": 32768.0}
@@ -45,13 +48,17 @@ class RateDistortionLoss(nn.Module):
     """λ·D + R averaged over the batch, with λ a scalar or one value per sample (variable-rate training).
 
     Args:
-        distortion: ``"mse"``, ``"ms-ssim"`` (images), or a mix ``{"mse": w1, "ms-ssim": w2}``
-            giving D = w1·255²·MSE + w2·(1 − MS-SSIM).
+        distortion: ``"mse"``, ``"ms-ssim"`` (images), ``"mel"`` (audio), or a mix
+            ``{"mse": w1, "ms-ssim": w2}`` giving D = w1·255²·MSE + w2·(1 − MS-SSIM), or
+            ``{"mse": w1, "mel": w2}`` giving D = w1·32768²·MSE + w2·mel distance.
         modality: ``"image"``, ``"video"`` or ``"audio"``: what the rate is counted per and the
             peak of the distortion (module docstring).
+        sample_rate: the training audio's rate, which the mel filters depend on (``"mel"`` only).
     """
 
-    def __init__(self, distortion: str | Mapping[str, float] = "mse", modality: str = "image") -> None:
+    def __init__(
+        self, distortion: str | Mapping[str, float] = "mse", modality: str = "image", sample_rate: int | None = None
+    ) -> None:
         super().__init__()
         weights = {distortion: 1.0} if isinstance(distortion, str) else dict(distortion)
         unknown = set(weights) - set(DISTORTIONS)
@@ -61,8 +68,11 @@ class RateDistortionLoss(nn.Module):
             raise InputError(f"modality must be one of {tuple(RATE_KEYS)}, got {modality!r}")
         if "ms-ssim" in weights and modality != "image":
             raise InputError(f"MS-SSIM is a distortion of images, not of {modality}")
+        if "mel" in weights and (modality != "audio" or not sample_rate):
+            raise InputError("the mel distance is a distortion of audio and needs the data's sample_rate")
         self.weights = weights
         self.modality = modality
+        self.sample_rate = sample_rate
 
     def forward(self, output: Mapping, target: Tensor, lmbda: Tensor | float) -> dict[str, Tensor]:
         """Loss and its terms (batch means) for the codec ``output`` of ``target``."""
@@ -83,6 +93,10 @@ class RateDistortionLoss(nn.Module):
             similarity = ms_ssim_per_sample(x_hat, x)
             distortion = distortion + self.weights["ms-ssim"] * (1.0 - similarity)
             terms["ms-ssim"] = similarity.mean()
+        if "mel" in self.weights:
+            mel = mel_distances(x, x_hat, self.sample_rate)
+            distortion = distortion + self.weights["mel"] * mel
+            terms["mel"] = mel.mean()
         terms["loss"] = (lmbda * distortion + rate).mean()
         return terms
 

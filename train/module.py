@@ -68,7 +68,8 @@ def load_initial_weights(codec: Codec, name: str, lmbdas: list[float] | None = N
         raise InputError(f"init_weights: {name}: no such file") from None
     added = codec.grows_from.get(source.architecture, ())
     # Options that leave the weights as they are may differ; a grown codec may add options of its own.
-    theirs = {k: v for k, v in source.config.items() if k not in codec.numeric_options}
+    ignored = (*codec.numeric_options, *(codec.grown_options if added else ()))
+    theirs = {k: v for k, v in source.config.items() if k not in ignored}
     mine = {k: v for k, v in codec.config.items() if k not in codec.numeric_options}
     state = source.state_dict()
     if lmbdas and source.rate_points and codec.rate_points and lmbdas != _trained_lmbdas(source):
@@ -121,8 +122,8 @@ class RDModule(LightningModule):
 
     Args:
         codec: the codec to train (in configs a ``class_path``/``init_args`` sub-config).
-        distortion: ``"mse"``, ``"ms-ssim"`` or a mix ``{"mse": w1, "ms-ssim": w2}`` (see
-            :class:`~lnc.train.losses.RateDistortionLoss`).
+        distortion: ``"mse"``, ``"ms-ssim"``, ``"mel"`` or a mix such as ``{"mse": w1, "ms-ssim": w2}``
+            (see :class:`~lnc.train.losses.RateDistortionLoss`).
         lmbda: λ of a fixed-rate codec.
         lmbdas: λ of each rate point of a variable-rate codec (default: CompressAI's MSE λ of
             qualities 1..8); every item of a batch draws its rate point uniformly.
@@ -137,6 +138,8 @@ class RDModule(LightningModule):
         init_weights: start from these weights (a shipped model's name or a ``.safetensors`` path
             written by ``lnc export``) instead of a random initialisation, to fine-tune or grow
             (:func:`load_initial_weights`). Exports count their steps in.
+        mel_sample_rate: the audio data's sample rate, for a mel distortion (the data module's
+            ``sample_rate`` set to the same resamples every file to it).
     """
 
     def __init__(
@@ -155,6 +158,7 @@ class RDModule(LightningModule):
         val_qualities: list[float] | None = None,
         init_weights: str | None = None,
         lr_multipliers: dict[str, float] | None = None,
+        mel_sample_rate: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["codec"])
@@ -163,7 +167,7 @@ class RDModule(LightningModule):
         self.codec = codec
         if init_weights is not None:
             self.save_hyperparameters({"init_from": load_initial_weights(codec, init_weights, lmbdas)})
-        self.criterion = RateDistortionLoss(distortion, codec.modality)
+        self.criterion = RateDistortionLoss(distortion, codec.modality, mel_sample_rate)
         points = codec.rate_points
         if points:
             if lmbdas is None:

@@ -14,7 +14,8 @@ Parameters = tuple[Tensor, Tensor | None]
 
 
 class GaussianConditionalLatentCodec(LatentCodec):
-    """``y`` ~ N(μ, σ) elementwise, ``side = (σ, μ)``, coded around μ with the tables of σ.
+    """``y`` ~ N(μ, σ) elementwise, ``side = (σ, μ)``, coded around μ (or its integer, with the
+    conditional's ``mean_offsets``) with the tables of σ (and μ's offset).
 
     Args:
         conditional: the entropy model (its scale table chooses each element's CDF).
@@ -38,10 +39,10 @@ class GaussianConditionalLatentCodec(LatentCodec):
 
     def compress(self, y: Tensor, side: Parameters, encoders: Encoders) -> Tensor:
         scales, means = side
-        indexes = self.conditional.build_indexes(scales)
+        indexes = self.conditional.build_indexes(scales, means)
         return self.conditional.compress_into(encoders[self.streams[0]], y, indexes, means)
 
     def decompress(self, decoders: Decoders, shapes: Mapping[str, tuple[int, ...]], side: Parameters) -> Tensor:
         scales, means = side
-        indexes = self.conditional.build_indexes(scales)
+        indexes = self.conditional.build_indexes(scales, means)
         return self.conditional.decompress_from(decoders[self.streams[0]], indexes, scales.dtype, means)

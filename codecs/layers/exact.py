@@ -38,13 +38,15 @@ _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity)
 _DECONV = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
-def on_grid(t: Tensor, bits: int, limit: float | None = None) -> Tensor:
+def on_grid(t: Tensor, bits: int, limit: float | None = None, inplace: bool = False) -> Tensor:
     """``t`` rounded to a multiple of ``2^-bits`` (and clamped to ``±limit``); the gradient passes
-    straight through, so training sees the rounding without losing its slope."""
+    straight through, so training sees the rounding without losing its slope. ``inplace`` rounds
+    ``t`` itself (a tensor without gradient that the caller owns), saving an allocation."""
     scale = 2.0**bits
-    rounded = torch.round(t * scale) / scale  # scaling by a power of two is exact
+    rounded = t.mul_(scale) if inplace else torch.mul(t.detach(), scale)
+    rounded.round_().div_(scale)  # scaling by a power of two is exact
     if limit is not None:
-        rounded = rounded.clamp(-limit, limit)
+        rounded.clamp_(-limit, limit)
     return t + (rounded - t).detach() if t.requires_grad else rounded
 
 
@@ -121,9 +123,12 @@ def exact_forward(module: nn.Module, x: Tensor) -> Tensor:
     exact, so the result does not depend on threads, channel order or device; in training it runs
     in float32 (whatever the autocast) with straight-through rounding."""
     dtype = x.dtype
-    compute = torch.float32 if module.training else torch.float64
+    evaluating = not module.training
+    compute = torch.float64 if evaluating else torch.float32
     product_bits = WEIGHT_BITS + ACTIVATION_BITS
-    kernels = _exact_kernels(x.device) if not module.training else contextlib.nullcontext()
+    kernels = _exact_kernels(x.device) if evaluating else contextlib.nullcontext()
+    if evaluating:
+        x = x.to(compute, copy=True)  # this function's own, rounded in place from here on
     with kernels, torch.autocast(x.device.type, enabled=False):
         for layer in exact_layers(module):
             if isinstance(layer, _ELEMENTWISE):
@@ -131,7 +136,9 @@ def exact_forward(module: nn.Module, x: Tensor) -> Tensor:
                 continue
             weight = on_grid(_weight(layer), WEIGHT_BITS).to(compute)
             bias = None if layer.bias is None else on_grid(layer.bias, product_bits).to(compute)
-            if not module.training:
+            if evaluating:
                 _check_headroom(layer, weight, bias)
-            x = _convolve(layer, on_grid(x.to(compute), ACTIVATION_BITS, ACTIVATION_LIMIT), weight, bias)
-    return on_grid(x, ACTIVATION_BITS, ACTIVATION_LIMIT).to(dtype)
+            owned = evaluating and not x.requires_grad
+            x = on_grid(x.to(compute), ACTIVATION_BITS, ACTIVATION_LIMIT, inplace=owned)
+            x = _convolve(layer, x, weight, bias)
+    return on_grid(x, ACTIVATION_BITS, ACTIVATION_LIMIT, inplace=evaluating and not x.requires_grad).to(dtype)

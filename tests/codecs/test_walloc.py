@@ -22,7 +22,7 @@ from lnc.tools.eval.audio_metrics import snr_db
 from lnc.tools.eval.walloc_baseline import decode_latent_images, encode_latent_images
 from lnc.tools.io.audio import AudioReader, AudioWriter
 from lnc.tools.pipeline.image import decode_bytes
-from lnc.train.module import RDModule
+from lnc.train.module import RDModule, load_initial_weights
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -184,9 +184,10 @@ def test_cli_codes_a_stereo_flac(data_dir, tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_hyperprior_variant_codes_what_it_trains_on_and_through_the_cli(kodim, tmp_path, capsys):
+@pytest.mark.parametrize("architecture", ["walloc-hyperprior", "walloc-fast"])
+def test_hyperprior_variant_codes_what_it_trains_on_and_through_the_cli(architecture, kodim, tmp_path, capsys):
     torch.manual_seed(0)
-    codec = build_codec("walloc-hyperprior", N=32, hidden=32, rate_points=2, exact_entropy=True).eval()
+    codec = build_codec(architecture, N=32, hidden=32, rate_points=2, exact_entropy=True).eval()
     codec.update()
     rgb = np.ascontiguousarray(kodim(7)[100:228, 300:492])  # 128×192: whole multiples of 32
     x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
@@ -197,14 +198,15 @@ def test_hyperprior_variant_codes_what_it_trains_on_and_through_the_cli(kodim, t
     with torch.inference_mode(), single_threaded(x.device):
         expected = codec(batch, 1.5)["x_hat"].clamp(0, 1)
     assert torch.equal(codec.decompress(compressed, 1.5), expected)
-    # The means are integers, so the coded latents are round(y): integers that decode without z.
+    # The latents are quantised on the integer grid (integer means, or real means choosing tables
+    # by their offset), so the coded latents are round(y): integers that decode without z.
     latents = codec.encode_latents(batch, 1.5)
     with torch.no_grad():
         y = codec.analyse(batch, codec.quality_tensor(1.5, 2, x.device))["y"]
     assert latents.dtype == torch.int32 and torch.equal(latents, torch.round(y).int())
     assert torch.equal(codec.decode_latents(latents, 1.5), expected)
 
-    weights = tmp_path / "walloc-hyperprior.safetensors"
+    weights = tmp_path / f"{architecture}.safetensors"
     save_codec(codec, weights)
     crop = tmp_path / "crop.png"
     Image.fromarray(rgb[:101, :150]).save(crop)  # padded to 128×160
@@ -215,12 +217,30 @@ def test_hyperprior_variant_codes_what_it_trains_on_and_through_the_cli(kodim, t
     capsys.readouterr()
 
 
-def test_shipped_walloc_codes_kodak_as_recorded_and_below_its_8_bit_images(kodak_paths, recorded, tmp_path, capsys):
-    """The shipped WaLLoC model through the CLI on kodim15 at its lowest and highest rate points: rate
-    and PSNR are what its card records, its integer latents decode to the same pixels, and the
+def test_fast_hyperprior_grows_from_the_shipped_hyperprior():
+    """``walloc-fast`` starts from ``walloc-hyperprior-vr``'s packet transform, encoder, decoder and
+    gains, with its own (smaller) hyperprior freshly initialised."""
+    source = load("walloc-hyperprior-vr")
+    torch.manual_seed(0)
+    codec = build_codec("walloc-fast", rate_points=8, mixed_quantization=True, exact_entropy=True)
+    fresh = {k: v.clone() for k, v in codec.state_dict().items()}
+    provenance = load_initial_weights(codec, "walloc-hyperprior-vr")
+    assert provenance["grown_from"] == "walloc-hyperprior"
+    ours, theirs = codec.state_dict(), source.state_dict()
+    for key, value in ours.items():
+        if key.startswith(("g_a.", "g_s.", "gain.")):
+            assert torch.equal(value, theirs[key].to(value.dtype)), key
+        elif key.startswith(("h_a.", "h_s.")):
+            assert torch.equal(value, fresh[key]), key
+    assert codec.config["N"] == 64 and source.config["N"] == 128
+
+
+@pytest.mark.parametrize("name", ["walloc-hyperprior-vr", "walloc-fast-vr"])
+def test_shipped_walloc_codes_kodak_as_recorded_and_below_its_8_bit_images(name, kodak_paths, recorded, tmp_path, capsys):
+    """A shipped WaLLoC image model through the CLI on kodim15 at its lowest and highest rate points:
+    rate and PSNR are what its card records, its integer latents decode to the same pixels, and the
     learned file is smaller than the same latents stored as WaLLoC's PNG (lossless WebP beats it on
-    some images: 0.909× over all of Kodak, in the model card)."""
-    name = "walloc-hyperprior-vr"
+    some images; the model cards give the ratios over all of Kodak)."""
     codec = load(name)
     source = kodak_paths[14]
     rgb = np.asarray(Image.open(source).convert("RGB"))
@@ -238,7 +258,8 @@ def test_shipped_walloc_codes_kodak_as_recorded_and_below_its_8_bit_images(kodak
         again = codec.decode_latents(latents, quality).mul(255).round().to(torch.uint8)[0].permute(1, 2, 0)
         assert np.array_equal(again.numpy(), pixels)
         stored = encode_latent_images(latents, "png")
-        assert stored.clipped == 0 and size < stored.size, (quality, size, stored.size)
+        # The 8-bit path clamps the rare latents beyond -128..127, which only makes its file smaller.
+        assert stored.clipped <= latents.numel() // 10_000 and size < stored.size, (quality, size, stored.size)
     capsys.readouterr()
 
 

@@ -13,6 +13,7 @@ from compressai.entropy_models import GaussianConditional as RefGaussian
 from compressai.models.google import get_scale_table as compressai_scale_table
 
 from lnc.entropy.bottleneck import EntropyBottleneck
+from lnc.entropy import coder
 from lnc.entropy.gaussian import GaussianConditional, LaplaceConditional, get_scale_table
 
 
@@ -184,6 +185,56 @@ def test_conditional_round_trip_exact(model_class, kodim):
     x_hat = model.decompress(strings, indexes, means=means)
     assert torch.equal(x_hat, model.quantize(x, "dequantize", means))
     assert torch.equal(x_hat, model(x, scales, means, training=False)[0])
+
+
+@pytest.mark.parametrize("table", [get_scale_table(), get_scale_table(max=64.0, levels=48), torch.tensor([0.5, 1.0, 8.0])])
+def test_compiled_table_indexes_are_the_torch_expressions(table):
+    """The coder's one-pass table search finds what ``searchsorted`` (clamped) does, also one ulp
+    either side of an entry, below the first, beyond the last and for NaN; the offset bins are
+    ``floor((mean - round(mean) + 1/2) K)`` with ties to even, as torch computes them."""
+    generator = torch.Generator().manual_seed(0)
+    scales = torch.cat([
+        torch.exp(torch.empty(200_000).uniform_(-4, 7, generator=generator)),
+        table, torch.nextafter(table, torch.zeros(1)), torch.nextafter(table, torch.full((1,), 1e9)),
+        torch.tensor([1e-3, 1e9, float("inf"), float("nan")]),
+    ])
+    expected = torch.searchsorted(table, scales).clamp_(max=len(table) - 1)
+    assert torch.equal(torch.from_numpy(coder.table_indexes(scales, table)).long(), expected)
+    means = torch.cat([torch.empty(len(scales) - 6).uniform_(-40, 40, generator=generator),
+                       torch.tensor([0.5, 1.5, -2.5, 0.4999999, 3.0625, -0.03125])])
+    bins = (means - torch.round(means)).add(0.5).mul(16).floor().clamp(0, 15).long()
+    indexes = torch.from_numpy(coder.table_indexes(scales, table, means, 16)).long()
+    assert torch.equal(indexes, expected * 16 + bins)
+
+
+def test_mean_offsets_code_integers_with_the_means_fraction(kodim):
+    """With ``mean_offsets`` the values are rounded to integers, not around the means; the tables of
+    each scale follow the mean's fractional offset, so the stream costs what the likelihoods say, and
+    less than coding the same integers around rounded means."""
+    x, means, scales = _conditional_source(kodim, 5)
+    x, means, scales = x / 16, means / 16, (scales / 16).clamp(0.11, 64)  # scales where offsets matter
+    x[0, 0, 0, :2] = torch.tensor([3e5, -2.0e9])  # escapes
+    table = get_scale_table(max=64.0, levels=48)
+    model = GaussianConditional(table, mean_offsets=16)
+    assert model.update() and model._quantized_cdf.shape[0] == 48 * 16
+    indexes = model.build_indexes(scales, means)
+    strings = model.compress(x, indexes, means)
+    x_hat = model.decompress(strings, indexes, means=means)
+    assert torch.equal(x_hat, torch.round(x)) and torch.equal(x_hat, model(x, scales, means, training=False)[0])
+    nbytes = sum(map(len, strings))
+    inside = torch.ones_like(x, dtype=torch.bool)
+    inside[0, 0, 0, :2] = False
+    likelihoods = model(x, scales, means, training=False)[1]
+    estimate = float(-torch.log2(likelihoods[inside]).sum()) / 8
+    assert estimate <= nbytes <= estimate * 1.01
+    # The same integers coded around their rounded means (one table per scale) cost more.
+    plain = GaussianConditional(table)
+    plain.update()
+    rounded = torch.round(means)
+    plain_bytes = sum(map(len, plain.compress(x_hat, plain.build_indexes(scales), rounded)))
+    assert nbytes < 0.9 * plain_bytes, (nbytes, plain_bytes)
+    with pytest.raises(ValueError, match="means"):
+        model.build_indexes(scales)
 
 
 def test_gaussian_rate_matches_compressai(kodim):

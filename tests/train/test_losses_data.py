@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from lnc.entropy.errors import InputError
+from lnc.tools.eval.audio_metrics import mel_distance
+from lnc.tools.io.audio import AudioReader
+from lnc.train.audio_data import load_waveform
 from lnc.train.data import center_window, random_window
 from lnc.train.image_data import ImageFolderDataModule, list_images
 from lnc.train.losses import RateDistortionLoss, bits_per_pixel
@@ -49,6 +52,41 @@ def test_ms_ssim_distortion_fits_small_crops_and_mixes(kodim):
     assert math.isclose(float(mixed["loss"]), expected, rel_tol=1e-4)
     with pytest.raises(InputError):
         RateDistortionLoss("lpips")
+
+
+def test_mel_distortion_is_the_evaluated_mel_distance_and_has_gradients(data_dir):
+    """The audio loss's mel term is, per item, the distance ``lnc eval`` reports, and trains."""
+    with AudioReader(data_dir / "audio" / "jfk.flac") as reader:
+        wave, rate = next(reader.chunks(1 << 16))[:, 44100:44100 + 8192], reader.info.sample_rate
+    x = torch.from_numpy(np.ascontiguousarray(wave))[None].repeat(2, 1, 1)
+    torch.manual_seed(0)
+    x_hat = (x + torch.tensor([0.001, 0.01]).view(2, 1, 1) * torch.randn_like(x)).requires_grad_()
+    out = {"x_hat": x_hat, "likelihoods": {"y": torch.full((2, 4, 32), 0.5)}}
+    terms = RateDistortionLoss({"mse": 1.0, "mel": 1000.0}, "audio", sample_rate=rate)(out, x, torch.tensor([1e-5, 1e-5]))
+    reference = [mel_distance(x[i].numpy(), x_hat[i].detach().numpy(), rate) for i in range(2)]
+    assert 0 < reference[0] < reference[1]
+    assert math.isclose(float(terms["mel"]), sum(reference) / 2, rel_tol=1e-5)
+    mse = (x_hat.detach() - x).pow(2).flatten(1).mean(1)
+    expected = (1e-5 * (32768**2 * mse + 1000.0 * torch.tensor(reference)) + 128 / 8192).mean()
+    assert math.isclose(float(terms["loss"]), float(expected), rel_tol=1e-4)
+    terms["loss"].backward()
+    assert torch.isfinite(x_hat.grad).all() and float(x_hat.grad.abs().sum()) > 0
+    with pytest.raises(InputError, match="sample_rate"):
+        RateDistortionLoss("mel", "audio")
+    with pytest.raises(InputError, match="audio"):
+        RateDistortionLoss("mel", "image", sample_rate=rate)
+
+
+def test_audio_files_are_resampled_to_the_data_rate(data_dir):
+    """A 44.1 kHz stereo file loads at its own rate, or resampled to 16 kHz with its length scaled."""
+    path = data_dir / "audio" / "jfk.flac"
+    native = load_waveform(path, 2, None)
+    low = load_waveform(path, 2, 16000)
+    assert native.shape[0] == low.shape[0] == 2 and native.dtype == low.dtype == np.float32
+    assert low.shape[1] == math.ceil(native.shape[1] * 16000 / 44100)
+    # Band-limited speech keeps its energy through the resampler.
+    assert math.isclose(float(np.mean(low**2)), float(np.mean(native**2)), rel_tol=0.05)
+    assert load_waveform(path, 1, None).shape == (1, native.shape[1])
 
 
 def test_lr_factor_warmup_multistep_cosine():

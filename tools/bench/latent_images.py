@@ -28,7 +28,7 @@ from lnc.tools.pipeline.image import encode_array
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-m", "--model", default="walloc-hyperprior-vr", help="a WaLLoC model name or .safetensors path")
+    parser.add_argument("-m", "--model", default="walloc-fast-vr", help="a WaLLoC model name or .safetensors path")
     parser.add_argument("--dataset", default="kodak", help="kodak, clic or a folder of images")
     parser.add_argument("-q", "--quality", type=float, nargs="+", help="rate points (default: every one)")
     parser.add_argument("--limit", type=int, help="only the first N images")

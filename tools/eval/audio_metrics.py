@@ -86,6 +86,25 @@ def _mel_spectrograms(sample_rate: int) -> tuple:
         )
 
 
+def mel_distances(reference: "torch.Tensor", decoded: "torch.Tensor", sample_rate: int) -> "torch.Tensor":
+    """:func:`mel_distance` of each item of two ``[B, channels, frames]`` batches, as a ``[B]`` tensor
+    that gradients flow through (the training loss of :mod:`lnc.train.losses` uses it), in float32."""
+    import torch
+
+    if reference.shape != decoded.shape or reference.dim() != 3:
+        raise ValueError(f"need two [B, channels, frames] tensors of one shape, got {tuple(reference.shape)} "
+                         f"and {tuple(decoded.shape)}")
+    if reference.shape[-1] < MEL_MIN_FRAMES:
+        raise InputError(f"the mel distance needs at least {MEL_MIN_FRAMES} sample frames, got {reference.shape[-1]}")
+    pair = torch.stack([reference, decoded]).float()
+    total = pair.new_zeros(reference.shape[0])
+    with torch.autocast(pair.device.type, enabled=False):
+        for mel in _mel_spectrograms(sample_rate):
+            x, y = mel.to(pair.device)(pair).clamp(min=MEL_CLAMP).log10()
+            total = total + torch.abs(x - y).flatten(1).mean(1)
+    return total
+
+
 def mel_distance(reference: np.ndarray, decoded: np.ndarray, sample_rate: int) -> float:
     """DAC's multi-scale mel distance: per scale, the mean over channels, bands and STFT frames of
     ``|log10(max(mel(reference), 1e-5)) - log10(max(mel(decoded), 1e-5))|``, summed over the scales.
@@ -96,12 +115,6 @@ def mel_distance(reference: np.ndarray, decoded: np.ndarray, sample_rate: int) -
     import torch
 
     _check_pair(reference, decoded)
-    if reference.shape[1] < MEL_MIN_FRAMES:
-        raise InputError(f"the mel distance needs at least {MEL_MIN_FRAMES} sample frames, got {reference.shape[1]}")
-    pair = torch.from_numpy(np.stack([reference, decoded]).astype(np.float32))
-    total = 0.0
     with torch.no_grad():
-        for mel in _mel_spectrograms(sample_rate):
-            x, y = mel(pair).clamp(min=MEL_CLAMP).log10()
-            total += float(torch.mean(torch.abs(x - y)))
-    return total
+        pair = [torch.from_numpy(np.asarray(a, dtype=np.float32))[None] for a in (reference, decoded)]
+        return float(mel_distances(*pair, sample_rate)[0])

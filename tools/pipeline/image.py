@@ -90,9 +90,9 @@ def encode_picture_to(
             top, left, h, w = tiles[i]
             crop = pixels[:, top : top + h, left : left + w].to(device).float().div_(255).unsqueeze(0)
             pad = (0, padded(w, codec.downsampling) - w, 0, padded(h, codec.downsampling) - h)
-            batch.append(F.pad(crop, pad, mode="replicate"))
+            batch.append(F.pad(crop, pad, mode="replicate") if any(pad) else crop)
             sizes.append((h, w))
-        tiles_x = torch.cat(batch)
+        tiles_x = torch.cat(batch) if len(batch) > 1 else batch[0]
         latents = _refined(codec, tiles_x, q, refine, sizes, progress) if refine else None
         compressed = codec.compress(tiles_x, q, latents)
         for k, i in enumerate(group):
