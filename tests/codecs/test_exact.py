@@ -169,8 +169,10 @@ def test_one_table_off_is_caught_by_the_checksum(pair, kodim, monkeypatch) -> No
         decode_bytes(data, twin)
 
 
-def test_shipped_default_decodes_alike_with_any_thread_count(kodim, monkeypatch) -> None:
-    codec = load()
+@pytest.mark.parametrize("name", [None, "walloc-fast-vr"])
+def test_shipped_exact_models_decode_alike_with_any_thread_count(name, kodim, monkeypatch) -> None:
+    """The shipped default and the exact WaLLoC model (tables chosen by scale and mean offset)."""
+    codec = load(name)
     assert codec.exact_entropy and codec.config["exact_entropy"] is True
     data = encode_array(kodim(23)[:192, :256].copy(), codec, 6.5)
     decoded = []
