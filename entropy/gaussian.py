@@ -131,9 +131,8 @@ class LocationScaleConditional(EntropyModel):
         if self.mean_offsets and means is None:
             raise ValueError("a model with mean_offsets needs the means to choose its tables")
         scales = self.lower_bound_scale(scales).detach()
-        cpu = [t.detach().to("cpu", torch.float32) for t in (scales, means) if t is not None]
-        means_cpu = cpu[1] if self.mean_offsets else None
-        indexes = coder.table_indexes(cpu[0], self.scale_table, means_cpu, self.mean_offsets)
+        means_cpu = means.detach().to("cpu", torch.float32) if self.mean_offsets else None
+        indexes = coder.table_indexes(scales.to("cpu", torch.float32), self.scale_table, means_cpu, self.mean_offsets)
         return torch.from_numpy(indexes).reshape(scales.shape).to(scales.device)
 
     def update_scale_table(self, scale_table: Sequence[float] | Tensor, force: bool = False) -> bool:
@@ -160,10 +159,8 @@ class LocationScaleConditional(EntropyModel):
             # instead of 3 % (a table step of 14 %). The default keeps CompressAI's tables.
             table = torch.sqrt(table * torch.cat([table[:1], table[:-1]]))
         bins = max(self.mean_offsets, 1)
-        # Bin centres of the offset in [-1/2, 1/2]; 0 (the table's centre) without offsets.
+        # Bin centres of the offset in [-1/2, 1/2]; one bin at 0 (the table's centre) without offsets.
         offsets = (torch.arange(bins, dtype=torch.float64) + 0.5) / bins - 0.5
-        if not self.mean_offsets:
-            offsets.zero_()
         multiplier = -self._standardized_quantile(self.tail_mass / 2)
         pmf_center = torch.ceil(table * multiplier).to(torch.int64) + (1 if self.mean_offsets else 0)
         pmf_center = pmf_center.repeat_interleave(bins)  # rows: scale-major, offset bin minor

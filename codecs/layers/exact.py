@@ -138,7 +138,11 @@ def exact_forward(module: nn.Module, x: Tensor) -> Tensor:
             bias = None if layer.bias is None else on_grid(layer.bias, product_bits).to(compute)
             if evaluating:
                 _check_headroom(layer, weight, bias)
-            owned = evaluating and not x.requires_grad
-            x = on_grid(x.to(compute), ACTIVATION_BITS, ACTIVATION_LIMIT, inplace=owned)
+            x = on_grid(x.to(compute), ACTIVATION_BITS, ACTIVATION_LIMIT, inplace=_owned(x, evaluating))
             x = _convolve(layer, x, weight, bias)
-    return on_grid(x, ACTIVATION_BITS, ACTIVATION_LIMIT, inplace=evaluating and not x.requires_grad).to(dtype)
+    return on_grid(x, ACTIVATION_BITS, ACTIVATION_LIMIT, inplace=_owned(x, evaluating)).to(dtype)
+
+
+def _owned(x: Tensor, evaluating: bool) -> bool:
+    """Whether :func:`exact_forward` may round ``x`` in place: its own copy, with no gradient to keep."""
+    return evaluating and not x.requires_grad
