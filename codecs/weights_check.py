@@ -22,9 +22,9 @@ from lnc.entropy import coder
 from lnc.entropy.base import EntropyModel
 from lnc.entropy.errors import LncError
 
-MAX_CONFIG_INT = 4096
-"""Largest integer a weights file's ``lnc.config`` may give (channels, rate points): the files are
-checked before anything is built, and no shipped or trained architecture comes near."""
+MAX_CONFIG_INT = 65535
+"""Largest integer a weights file's ``lnc.config`` may give (channels, rate points, codebook sizes,
+which the range coder's 16-bit alphabet bounds): the files are checked before anything is built."""
 MAX_TABLE_ENTRIES = 1 << 22
 """Most entries one data-dependent buffer of an entropy model (CDF table, scale table) may hold in a
 weights file (4 Mi; the shipped models' largest has 0.2 Mi)."""
@@ -72,15 +72,25 @@ def meta_codec(cls: type[Codec], config: dict[str, Any]) -> Codec:
         return cls(**config)
 
 
+MAX_CONFIG_LIST = 64
+"""Longest list of integers a config may hold (channel widths, codebook sizes)."""
+
+
+class _Integers(tuple):
+    """The config type of a parameter annotated ``Sequence[int]`` or ``list[int]``: a JSON list of
+    integers in ``0..MAX_CONFIG_INT``, at most ``MAX_CONFIG_LIST`` of them."""
+
+
 def _json_type(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             _Integers: f"a list of at most {MAX_CONFIG_LIST} integers"}
     return names.get(type(value), type(value).__name__)
 
 
 def _parameter_types(cls: type[Codec]) -> dict[str, tuple[type, Any]]:
     """``__init__`` parameter → (its Python type as its default or annotation says, its default);
     parameters of another type (or of none known) map to ``object``, which no file may set."""
-    names = {"bool": bool, "int": int, "float": float, "str": str}
+    names = {"bool": bool, "int": int, "float": float, "str": str, "Sequence[int]": _Integers, "list[int]": _Integers}
     out = {}
     for name, p in list(inspect.signature(cls.__init__).parameters.items())[1:]:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -119,6 +129,8 @@ def check_config(where: str, architecture: str, cls: type[Codec], text: str | No
             int: isinstance(value, int) and not isinstance(value, bool),
             float: isinstance(value, (int, float)) and not isinstance(value, bool),
             str: isinstance(value, str),
+            _Integers: isinstance(value, list) and len(value) <= MAX_CONFIG_LIST and all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_CONFIG_INT for v in value),
         }.get(kind, False)
         if not ok:
             wanted = "a value lnc can check" if kind is object else _json_type(kind())

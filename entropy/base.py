@@ -28,6 +28,8 @@ from lnc.entropy.bound_ops import LowerBound
 
 QUANTIZATION_MODES = ("noise", "ste", "sga", "dequantize", "symbols")
 TRAINING_QUANTIZATIONS = ("noise", "ste", "sga")
+Tables = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""CDF tables as the coder takes them: int32 ``cdf [T, L]``, ``cdf_length [T]``, ``offset [T]``."""
 
 
 def annealed_round(centered: Tensor, temperature: float) -> Tensor:
@@ -187,7 +189,7 @@ class EntropyModel(nn.Module):
         self._cdf_length = torch.from_numpy(lengths + 2).to(device, torch.int32)
         self._offset = offset.detach().to(device, torch.int32).reshape(-1).clone()
 
-    def _coder_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _coder_tables(self) -> Tables:
         """The tables as contiguous int32 arrays for the coder; an error if there are none."""
         if not self.has_tables:
             raise RuntimeError(f"{type(self).__name__} has no CDF tables: call update() before coding")
@@ -219,24 +221,29 @@ class EntropyModel(nn.Module):
             raise ValueError(f"table indexes must lie in [0, {n_tables}), got [{int(flat.min())}, {int(flat.max())}]")
         return flat.numpy()
 
-    def append_symbols(self, encoders: Sequence[coder.RangeEncoder], symbols: Tensor, indexes: Tensor) -> None:
+    def append_symbols(
+        self, encoders: Sequence[coder.RangeEncoder], symbols: Tensor, indexes: Tensor, tables: Tables | None = None
+    ) -> None:
         """Append integer ``symbols`` coded with the tables ``indexes`` (same shape, batch first) to
         the encoder of each batch item, in parallel threads. Several calls build one stream of
-        several coding passes (checkerboard halves, channel groups, frames)."""
+        several coding passes (checkerboard halves, channel groups, frames). ``tables`` replaces the
+        model's own (tables computed for this call, e.g. per symbol from a context)."""
         if symbols.shape != indexes.shape:
             raise ValueError(f"symbols {tuple(symbols.shape)} and indexes {tuple(indexes.shape)} differ in shape")
         if indexes.dim() < 1 or len(encoders) != indexes.size(0):
             raise ValueError(f"{len(encoders)} encoders for a batch of shape {tuple(indexes.shape)}")
-        cdf, lengths, offsets = self._coder_tables()
+        cdf, lengths, offsets = tables or self._coder_tables()
         idx = self._stream_indexes(indexes, len(cdf))
         sym = symbols.detach().to("cpu", torch.int32).reshape(idx.shape).contiguous().numpy()
         coder.encode_into(list(encoders), list(zip(sym, idx)), cdf, lengths, offsets, precision=self.precision)
 
-    def read_symbols(self, decoders: Sequence[coder.RangeDecoder], indexes: Tensor) -> Tensor:
+    def read_symbols(
+        self, decoders: Sequence[coder.RangeDecoder], indexes: Tensor, tables: Tables | None = None
+    ) -> Tensor:
         """Inverse of :meth:`append_symbols`: int32 symbols shaped like ``indexes``, on its device."""
         if indexes.dim() < 1 or len(decoders) != indexes.size(0):
             raise ValueError(f"{len(decoders)} decoders for indexes of shape {tuple(indexes.shape)}")
-        cdf, lengths, offsets = self._coder_tables()
+        cdf, lengths, offsets = tables or self._coder_tables()
         idx = self._stream_indexes(indexes, len(cdf))
         values = coder.decode_from(list(decoders), list(idx), cdf, lengths, offsets, precision=self.precision)
         symbols = torch.from_numpy(np.stack(values)) if values else torch.empty(idx.shape, dtype=torch.int32)

@@ -9,16 +9,23 @@ prior); coding uses the tables.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lnc.entropy.base import EntropyModel
+from lnc.entropy import coder
+from lnc.entropy.base import EntropyModel, Tables
 from lnc.entropy.coder import RangeDecoder, RangeEncoder
 from lnc.entropy.errors import BitstreamError
+
+
+MAX_SYMBOLS = (1 << 16) - 1
+"""The largest alphabet: with the escape symbol, every symbol needs a frequency of 1 of 2^16."""
 
 
 class CategoricalModel(EntropyModel):
@@ -38,6 +45,9 @@ class CategoricalModel(EntropyModel):
         super().__init__(**kwargs)
         if num_symbols < 1 or num_tables < 1:
             raise ValueError(f"need num_symbols >= 1 and num_tables >= 1, got {num_symbols}, {num_tables}")
+        if num_symbols > MAX_SYMBOLS:
+            raise ValueError(f"an alphabet of {num_symbols} symbols is more than the coder's {MAX_SYMBOLS} "
+                             "(16-bit frequencies, each symbol and the escape at least 1)")
         if probs is None:
             self.logits = nn.Parameter(torch.zeros(num_tables, num_symbols))
             return
@@ -126,16 +136,54 @@ class CategoricalModel(EntropyModel):
         full_shape = (len(strings), *shape)
         return self._checked_indices(self.decode_symbols(strings, self._table_indexes(table_indexes, full_shape)))
 
+    def conditional_tables(self, pmfs: Tensor) -> Tables:
+        """One CDF table per row of ``pmfs`` ``[..., K]`` (non-negative, any positive sum, float64),
+        quantised portably (:func:`lnc.entropy.coder.pmf_to_quantized_cdf`), so that a decoder that
+        computed the same pmfs from decoded data, on any machine, builds the same tables. Like
+        :meth:`update`'s, each table ends with the minimal escape symbol."""
+        if pmfs.size(-1) != self.num_symbols:
+            raise ValueError(f"pmfs need {self.num_symbols} entries in the last dimension, got {pmfs.size(-1)}")
+        rows = pmfs.detach().to("cpu", torch.float64).reshape(-1, self.num_symbols).numpy()
+        rows = np.concatenate([rows, np.zeros((len(rows), 1))], axis=1)
+        cdf = coder.pmf_to_quantized_cdf(rows, self.precision, portable=True)
+        return cdf, np.full(len(rows), self.num_symbols + 2, np.int32), np.zeros(len(rows), np.int32)
+
+    def _conditional(self, pmfs: Tensor, shape: Sequence[int]) -> tuple[Tensor, Tables]:
+        """Per-element table indexes ``shape`` and the tables of ``pmfs`` ``[*shape, K]``."""
+        if tuple(pmfs.shape[:-1]) != tuple(shape):
+            raise ValueError(f"pmfs must be {(*shape, self.num_symbols)}, got {tuple(pmfs.shape)}")
+        batch = shape[0]
+        per_item = math.prod(shape[1:])
+        # Item b's elements use tables b·n … b·n + n − 1 (the coder indexes tables per stream).
+        indexes = torch.arange(batch * per_item, dtype=torch.int64).reshape(shape)
+        return indexes, self.conditional_tables(pmfs)
+
     def compress_into(  # type: ignore[override]
-        self, encoders: Sequence[RangeEncoder], indices: Tensor, table_indexes: Tensor | None = None
+        self,
+        encoders: Sequence[RangeEncoder],
+        indices: Tensor,
+        table_indexes: Tensor | None = None,
+        pmfs: Tensor | None = None,
     ) -> Tensor:
-        """Append ``indices`` ``[B, ...]`` to each batch item's encoder; returns them."""
-        self.append_symbols(encoders, indices, self._checked_indexes(indices, table_indexes))
+        """Append ``indices`` ``[B, ...]`` to each batch item's encoder; returns them. Each index is
+        coded with its table (``table_indexes``), or with its own distribution when ``pmfs``
+        ``[B, ..., K]`` gives one per index (a context model's prediction)."""
+        if pmfs is None:
+            self.append_symbols(encoders, indices, self._checked_indexes(indices, table_indexes))
+        else:
+            self._check_indices(indices)
+            self.append_symbols(encoders, indices, *self._conditional(pmfs, indices.shape))
         return indices
 
     def decompress_from(  # type: ignore[override]
-        self, decoders: Sequence[RangeDecoder], shape: Sequence[int], table_indexes: Tensor | None = None
+        self,
+        decoders: Sequence[RangeDecoder],
+        shape: Sequence[int],
+        table_indexes: Tensor | None = None,
+        pmfs: Tensor | None = None,
     ) -> Tensor:
         """Inverse of :meth:`compress_into`: int64 indices ``[len(decoders), *shape]``."""
         full_shape = (len(decoders), *shape)
-        return self._checked_indices(self.read_symbols(decoders, self._table_indexes(table_indexes, full_shape)))
+        if pmfs is None:
+            return self._checked_indices(self.read_symbols(decoders, self._table_indexes(table_indexes, full_shape)))
+        return self._checked_indices(self.read_symbols(decoders, *self._conditional(pmfs, full_shape)))

@@ -319,12 +319,16 @@ def decode_from(
     return outs
 
 
-def pmf_to_quantized_cdf(pmf: Any, precision: int = 16) -> np.ndarray:
+def pmf_to_quantized_cdf(pmf: Any, precision: int = 16, portable: bool = False) -> np.ndarray:
     """Quantise each row of ``pmf`` (N, L) to an int32 CDF (N, L + 1) summing to ``1 << precision``.
 
     Every symbol keeps a frequency >= 1 and the frequencies minimise the cross-entropy
     ``-sum p log q`` of the row's normalised pmf (rounding, then greedy unit moves as in
-    tensorflow-compression, then unit exchanges until none helps), deterministically.
+    tensorflow-compression, then unit exchanges until none helps), deterministically. With
+    ``portable`` the frequencies are ``1 + floor(p (2^precision - L))`` plus the remainder on the most
+    probable symbol: a little less tight, but made of correctly rounded operations alone, so that a
+    decoder on any machine rebuilds bit-identical tables from the same pmf (tables computed from
+    decoded data, per symbol), and about as fast as reading the row.
     """
     p = _to_numpy(pmf, "pmf")
     if p.dtype.kind not in "fiu":
@@ -332,7 +336,7 @@ def pmf_to_quantized_cdf(pmf: Any, precision: int = 16) -> np.ndarray:
     if p.ndim != 2:
         raise ValueError(f"pmf must be 2-D (rows, symbols), got shape {p.shape}")
     return _range_coder.pmf_to_quantized_cdf(
-        np.ascontiguousarray(p, dtype=np.float64), _precision(precision)
+        np.ascontiguousarray(p, dtype=np.float64), _precision(precision), bool(portable)
     )
 
 

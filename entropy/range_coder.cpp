@@ -736,7 +736,20 @@ void quantise_row(const double* p, int64_t n, int64_t total, int64_t* f) {
   }
 }
 
-I32Array pmf_to_quantized_cdf(const py::array_t<double, py::array::c_style>& pmf, int precision) {
+// Portable quantisation of one normalised pmf: f = 1 + floor(p (total - n)), the remainder to the
+// first most probable symbol. Only correctly rounded IEEE-754 operations (no log), so every machine
+// builds the same table from the same pmf: for tables that the decoder computes from decoded data.
+void quantise_row_portable(const double* p, int64_t n, int64_t total, int64_t* f) {
+  const double spread = double(total - n);
+  int64_t sum = 0, top = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sum += f[i] = 1 + static_cast<int64_t>(std::floor(p[i] * spread));
+    if (f[i] > f[top]) top = i;
+  }
+  f[top] += total - sum;  // sum <= total: the floors drop less than one unit each
+}
+
+I32Array pmf_to_quantized_cdf(const py::array_t<double, py::array::c_style>& pmf, int precision, bool portable) {
   if (precision < 1 || precision > kMaxPrecision)
     throw std::invalid_argument("precision must be in 1.." + std::to_string(kMaxPrecision));
   if (pmf.ndim() != 2) throw std::invalid_argument("pmf must be 2-D [rows, symbols]");
@@ -767,7 +780,8 @@ I32Array pmf_to_quantized_cdf(const py::array_t<double, py::array::c_style>& pmf
       double sum = 0;
       for (int64_t i = 0; i < n; ++i) sum += row[i];
       for (int64_t i = 0; i < n; ++i) p[size_t(i)] = row[i] / sum;
-      quantise_row(p.data(), n, total, f.data());
+      if (portable) quantise_row_portable(p.data(), n, total, f.data());
+      else quantise_row(p.data(), n, total, f.data());
       int32_t* cdf = dst + r * (n + 1);
       cdf[0] = 0;
       for (int64_t i = 0; i < n; ++i) cdf[i + 1] = cdf[i] + int32_t(f[size_t(i)]);
@@ -857,7 +871,8 @@ PYBIND11_MODULE(_range_coder, m) {
         py::arg("cdf_lengths"), py::arg("offsets"), py::arg("precision"), py::arg("threads"));
   m.def("decode_from", &decode_from, py::arg("decoders"), py::arg("indexes"), py::arg("cdfs"),
         py::arg("cdf_lengths"), py::arg("offsets"), py::arg("precision"), py::arg("threads"));
-  m.def("pmf_to_quantized_cdf", &pmf_to_quantized_cdf, py::arg("pmf"), py::arg("precision"));
+  m.def("pmf_to_quantized_cdf", &pmf_to_quantized_cdf, py::arg("pmf"), py::arg("precision"),
+        py::arg("portable") = false);
   m.def("table_indexes", &table_indexes, py::arg("scales"), py::arg("means"), py::arg("table"),
         py::arg("offsets"));
   m.def("hardware_threads", &hardware_threads);

@@ -21,7 +21,9 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from lnc.codecs.base import Codec
 from lnc.codecs.layers.gain import regrid_log_gains
+from lnc.codecs.layers.vq import usage
 from lnc.entropy.errors import InputError
+from lnc.train.discriminator import discriminator_loss, generator_loss
 from lnc.train.losses import RateDistortionLoss
 
 # CompressAI's λ for MSE-trained quality levels 1..8 (D = 255²·MSE).
@@ -140,6 +142,15 @@ class RDModule(LightningModule):
             (:func:`load_initial_weights`). Exports count their steps in.
         mel_sample_rate: the audio data's sample rate, for a mel distortion (the data module's
             ``sample_rate`` set to the same resamples every file to it).
+        loss_weights: weights of the losses a codec adds to its output (``output["losses"]``, e.g. a
+            vector quantiser's codebook and commitment loss ``vq``); 1 for any not named.
+        discriminator: an adversarial critic of the decoded signal (e.g.
+            :class:`~lnc.train.discriminator.PatchDiscriminator`), trained with hinge losses by its
+            own Adam; None (default) trains without one.
+        adversarial_weight: weight of the codec's adversarial loss.
+        adversarial_start: the step from which the discriminator trains and the codec sees it
+            (VQGAN starts it once reconstructions are reasonable).
+        discriminator_lr: Adam learning rate of the discriminator.
     """
 
     def __init__(
@@ -159,12 +170,18 @@ class RDModule(LightningModule):
         init_weights: str | None = None,
         lr_multipliers: dict[str, float] | None = None,
         mel_sample_rate: int | None = None,
+        loss_weights: dict[str, float] | None = None,
+        discriminator: torch.nn.Module | None = None,
+        adversarial_weight: float = 0.1,
+        adversarial_start: int = 0,
+        discriminator_lr: float = 1e-4,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["codec"])
+        self.save_hyperparameters(ignore=["codec", "discriminator"])
         self.save_hyperparameters({"codec": codec_spec(codec)})
         self.automatic_optimization = False
         self.codec = codec
+        self.discriminator = discriminator
         if init_weights is not None:
             self.save_hyperparameters({"init_from": load_initial_weights(codec, init_weights, lmbdas)})
         self.criterion = RateDistortionLoss(distortion, codec.modality, mel_sample_rate)
@@ -191,12 +208,41 @@ class RDModule(LightningModule):
     def _lambda_at(self, quality: float) -> Tensor:
         return self.lmbda_table[max(0, round(quality) - 1)]
 
+    @property
+    def _has_aux(self) -> bool:
+        """Whether the codec has entropy bottlenecks, whose quantiles the auxiliary loss trains."""
+        return any(True for _ in self.codec.aux_parameters())
+
+    def _adversarial(self) -> bool:
+        return self.discriminator is not None and self.global_step >= self.hparams.adversarial_start
+
+    @staticmethod
+    def _untouched(parameters: Any) -> Tensor:
+        """A zero that depends on ``parameters``: added to a loss they take no part in, it keeps DDP
+        from waiting for their gradients."""
+        return sum((p.sum() for p in parameters if p.requires_grad), torch.zeros(())) * 0.0
+
+    def _codec_terms(self, output: dict[str, Any], terms: dict[str, Tensor]) -> None:
+        """Add the codec's own losses (weighted) and the adversarial loss to ``terms["loss"]``."""
+        weights = self.hparams.loss_weights or {}
+        for name, value in (output.get("losses") or {}).items():
+            terms["loss"] = terms["loss"] + weights.get(name, 1.0) * value
+            terms[name] = value
+        if self._adversarial():
+            terms["adversarial"] = generator_loss(self.discriminator(output["x_hat"].float()))
+            terms["loss"] = terms["loss"] + self.hparams.adversarial_weight * terms["adversarial"]
+
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
-        optimizer, aux_optimizer = self.optimizers()
+        optimizer, *others = self.optimizers()
+        aux_optimizer = others.pop(0) if self._has_aux else None
         quality, lmbda = self._rate_targets(batch.shape[0])
-        terms = self.criterion(self.codec(batch, quality), batch, lmbda)
-        # The quantiles take no part in the RD loss; a zero term keeps DDP from waiting for their gradients.
-        untouched = sum(p.sum() for p in self.codec.aux_parameters()) * 0.0
+        output = self.codec(batch, quality)
+        terms = self.criterion(output, batch, lmbda)
+        self._codec_terms(output, terms)
+        # The quantiles (and a critic) take no part in the RD loss.
+        untouched = self._untouched(self.codec.aux_parameters())
+        if self.discriminator is not None:
+            untouched = untouched + self._untouched(self.discriminator.parameters())
         optimizer.zero_grad()
         self.manual_backward(terms["loss"] + untouched)
         if self.hparams.clip_max_norm:
@@ -204,7 +250,10 @@ class RDModule(LightningModule):
                 optimizer, gradient_clip_val=self.hparams.clip_max_norm, gradient_clip_algorithm="norm"
             )
         optimizer.step()
-        terms["aux_loss"] = self._aux_step(aux_optimizer.optimizer)
+        if aux_optimizer is not None:
+            terms["aux_loss"] = self._aux_step(aux_optimizer.optimizer)
+        if self._adversarial():
+            terms["discriminator"] = self._critic_step(others[0].optimizer, batch, output["x_hat"].detach().float())
         self.lr_schedulers().step()
         self.log("train/loss", terms["loss"].detach(), prog_bar=True)
         # The other terms only on the steps the loggers write: self.log costs milliseconds.
@@ -228,11 +277,22 @@ class RDModule(LightningModule):
         aux_optimizer.step()
         return aux_loss.detach()
 
+    def _critic_step(self, optimizer: Any, real: Tensor, fake: Tensor) -> Tensor:
+        """One hinge-loss step of the discriminator on a batch and its reconstruction."""
+        loss = discriminator_loss(self.discriminator(real.float()), self.discriminator(fake))
+        optimizer.zero_grad()
+        self.manual_backward(loss + self._untouched(self.codec.main_parameters()))
+        optimizer.step()
+        return loss.detach()
+
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         losses = []
         for q in self.val_qualities:
             quality = q if self.codec.rate_points else None
-            terms = self.criterion(self.codec(batch, quality), batch, self._lambda_at(q))
+            output = self.codec(batch, quality)
+            terms = self.criterion(output, batch, self._lambda_at(q))
+            if "indices" in output:  # a vector quantiser: how much of its codebook it uses
+                terms.update(usage(output["indices"], output["codebook_size"]))
             suffix = f"_q{q:g}" if self.codec.rate_points else ""
             self.log_dict({f"val/{k}{suffix}": v for k, v in terms.items() if k != "loss"}, sync_dist=True)
             losses.append(terms["loss"])
@@ -252,14 +312,16 @@ class RDModule(LightningModule):
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         hp = self.hparams
         main = torch.optim.Adam(self._main_parameter_groups(), lr=hp.lr)
-        aux = torch.optim.Adam(self.codec.aux_parameters(), lr=hp.aux_lr)
+        aux = [torch.optim.Adam(self.codec.aux_parameters(), lr=hp.aux_lr)] if self._has_aux else []
+        critic = [] if self.discriminator is None else [
+            torch.optim.Adam(self.discriminator.parameters(), lr=hp.discriminator_lr, betas=(0.5, 0.9))]
         max_steps = self.trainer.max_steps
         total = max_steps if max_steps > 0 else int(self.trainer.estimated_stepping_batches)
         milestones = list(hp.milestones or [])
         scheduler = LambdaLR(
             main, lambda step: lr_factor(step, hp.lr_schedule, hp.warmup_steps, milestones, hp.gamma, total)
         )
-        return [main, aux], [{"scheduler": scheduler, "interval": "step"}]
+        return [main, *aux, *critic], [{"scheduler": scheduler, "interval": "step"}]
 
 
 def codec_from_checkpoint(path: str | os.PathLike, use_ema: bool = True) -> tuple[Codec, dict[str, str]]:

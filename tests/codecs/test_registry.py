@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from lnc.codecs import build_codec, save_codec
 from lnc.codecs import registry
+from lnc.codecs import weights_check
 from lnc.codecs.weights_check import MAX_TABLE_ENTRIES
 from lnc.codecs.registry import (
     ARCHITECTURES,
@@ -98,10 +99,16 @@ BAD_CONFIGS = {
     "bool-int": (json.dumps({**CONFIG, "M": True}), "'M' must be an integer"),
     "int-bool": (json.dumps({**CONFIG, "mixed_quantization": 1}), "'mixed_quantization' must be a boolean"),
     "null": (json.dumps({**CONFIG, "N": None}), "'N' must be an integer"),
-    "negative": (json.dumps({**CONFIG, "N": -16}), "outside 0..4096"),
-    "absurd": (json.dumps({**CONFIG, "M": 10**9}), "outside 0..4096"),
+    "negative": (json.dumps({**CONFIG, "N": -16}), "outside 0..65535"),
+    "absurd": (json.dumps({**CONFIG, "M": 10**9}), "outside 0..65535"),
     "other-size": (json.dumps({**CONFIG, "N": 32}), "shape"),
 }
+
+
+@pytest.mark.parametrize("value", [[8, "x"], [8, -1], [8, True], list(range(65)), "8,8"])
+def test_integer_lists_in_a_config_are_checked(value):
+    with pytest.raises(LncError, match="'channels' must be a list of at most 64 integers"):
+        weights_check.check_config("w.safetensors", "vqgan", ARCHITECTURES["vqgan"], json.dumps({"channels": value}))
 
 
 @pytest.mark.parametrize("case", BAD_CONFIGS)
@@ -286,9 +293,13 @@ def test_good_file_loads_unchanged(good):
     assert not codec.training
 
 
+SMALL_CONFIGS = {"vqgan": {"stem": 8, "channels": [8, 8], "dim": 4, "num_codes": 16, "codebook_sizes": [4, 16]}}
+"""Small instances of the architectures not sized by N and M."""
+
+
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_every_architecture_round_trips_through_the_checks(architecture, tmp_path):
-    codec = build_codec(architecture, N=8, M=8, rate_points=2)
+    codec = build_codec(architecture, **SMALL_CONFIGS.get(architecture, {"N": 8, "M": 8, "rate_points": 2}))
     digest = save_codec(codec, tmp_path / "w.safetensors", {"lnc.name": "w"})
     loaded = load_codec_file(tmp_path / "w.safetensors")
     assert type(loaded) is type(codec) and loaded.weights_hash == digest and loaded.config == codec.config

@@ -10,29 +10,19 @@ learned file's size as a fraction of each image path's, from one run on the same
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from lnc.codecs import load
 from lnc.entropy.errors import InputError
+from lnc.tools.bench import dataset_images, dataset_parser
 from lnc.tools.eval.datasets import image_paths
 from lnc.tools.eval.walloc_baseline import FORMATS, encode_latent_images
-from lnc.tools.io.image import read_rgb
-from lnc.tools.pipeline.common import padded
 from lnc.tools.pipeline.image import encode_array
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-m", "--model", default="walloc-fast-vr", help="a WaLLoC model name or .safetensors path")
-    parser.add_argument("--dataset", default="kodak", help="kodak, clic or a folder of images")
-    parser.add_argument("-q", "--quality", type=float, nargs="+", help="rate points (default: every one)")
-    parser.add_argument("--limit", type=int, help="only the first N images")
-    args = parser.parse_args(argv)
+    args = dataset_parser(__doc__.splitlines()[0], "walloc-fast-vr", "WaLLoC").parse_args(argv)
 
     codec = load(args.model)
     if not hasattr(codec, "encode_latents"):
@@ -42,14 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     bits = {name: np.zeros((len(qualities), len(paths))) for name in ("lnc", *FORMATS)}
     clipped = 0
     with tqdm(total=len(qualities) * len(paths), unit="img", desc=codec.name) as bar:
-        for j, path in enumerate(paths):
-            rgb = read_rgb(path)
+        # Larger images than a tile are coded tile by tile in the file, whole here.
+        for j, _, rgb, x in dataset_images(paths, codec.downsampling):
             pixels = rgb.shape[0] * rgb.shape[1]
-            x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
-            # Padded as the image pipeline pads a tile: the same latents as the file's for images of one
-            # tile (Kodak); larger images are coded tile by tile in the file, whole here.
-            h, w = x.shape[2:]
-            x = F.pad(x, (0, padded(w, codec.downsampling) - w, 0, padded(h, codec.downsampling) - h), mode="replicate")
             for i, quality in enumerate(qualities):
                 bits["lnc"][i, j] = 8 * len(encode_array(rgb, codec, quality)) / pixels
                 latents = codec.encode_latents(x, quality)

@@ -19,8 +19,10 @@ COMMANDS = (
     "eval",
     "bdrate",
     "plot",
+    "grid",
     "train",
     "export",
+    "reduce_codebook",
 )
 
 
