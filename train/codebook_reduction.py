@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lnc.codecs.image.vq import VQGAN
-from lnc.codecs.layers.vq import kmeans, nearest
+from lnc.codecs.layers.vq import kmeans, nearest, nearest_rows
 from lnc.entropy.errors import InputError
 from lnc.train.data import center_window, random_window
 from lnc.train.image_data import list_images, load_rgb
@@ -65,7 +65,7 @@ def reduced_codebook(
     for _ in range(iterations):
         if normalize:
             centres = F.normalize(centres, dim=1)
-        assign = nearest(vectors.T[None, :, :, None], centres).flatten()
+        assign = nearest_rows(vectors, centres)
         mass = torch.bincount(assign, minlength=size).double()
         sums = torch.zeros_like(centres).index_add_(0, assign, vectors)
         used = mass > 0
@@ -84,7 +84,7 @@ def inherit_context(reduced: VQGAN, point: int, source: VQGAN) -> None:
     for layer, origin in list(zip(target, trained))[:-1]:
         layer.load_state_dict(origin.state_dict())
     full, entries = source.quantizer.entries(), reduced.quantizer.entries(point)
-    mapping = nearest(full.T[None, :, :, None], entries).flatten()
+    mapping = nearest_rows(full, entries)
     weight, source_bias = trained[-1].weight.flatten(1), trained[-1].bias
     size = entries.size(0)
     counts = torch.bincount(mapping, minlength=size)
@@ -94,7 +94,7 @@ def inherit_context(reduced: VQGAN, point: int, source: VQGAN) -> None:
     bias = bias + merged.log()
     orphans = torch.nonzero(counts == 0).flatten()
     if len(orphans):
-        closest = nearest(entries[orphans].T[None, :, :, None], full).flatten()
+        closest = nearest_rows(entries[orphans], full)
         rows[orphans], bias[orphans] = weight[closest], source_bias[closest]
     target[-1].weight.copy_(rows.reshape(target[-1].weight.shape))
     target[-1].bias.copy_(bias)

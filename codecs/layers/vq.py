@@ -23,13 +23,13 @@ from torch import Tensor, nn
 
 
 NEAREST_CHUNK = 1 << 24
-"""Distances computed at once (vectors × entries), bounding :func:`nearest`'s memory to 64 MB."""
+"""Distances computed at once (vectors × entries), bounding :func:`nearest_rows`'s memory to 64 MB."""
 
 
-def nearest(z: Tensor, codebook: Tensor) -> Tensor:
-    """Index of the nearest codebook row (squared Euclidean distance) for each vector of
-    ``z`` ``[B, D, *spatial]``; int64 ``[B, *spatial]``. Ties go to the lower index."""
-    flat = z.detach().movedim(1, -1).reshape(-1, z.size(1)).float()
+def nearest_rows(vectors: Tensor, codebook: Tensor) -> Tensor:
+    """Index of the nearest codebook row (squared Euclidean distance) for each row of ``vectors``
+    ``[N, D]``; int64 ``[N]``. Ties go to the lower index."""
+    flat = vectors.detach().float()
     book = codebook.detach().float()
     norms = book.pow(2).sum(1)[None, :]  # ‖z‖² is the same for every entry
     rows = max(1, NEAREST_CHUNK // book.size(0))
@@ -37,7 +37,13 @@ def nearest(z: Tensor, codebook: Tensor) -> Tensor:
     # go to the lowest index, which collapses the codebook onto its first entries.
     with torch.autocast(flat.device.type, enabled=False):
         out = [(norms - 2.0 * part @ book.t()).argmin(1) for part in flat.split(rows)]
-    return torch.cat(out).reshape(z.size(0), *z.shape[2:]) if out else flat.new_zeros(z.size(0), *z.shape[2:], dtype=torch.int64)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=flat.device)
+
+
+def nearest(z: Tensor, codebook: Tensor) -> Tensor:
+    """:func:`nearest_rows` of each vector of channel-first latents ``z`` ``[B, D, *spatial]``:
+    int64 ``[B, *spatial]``."""
+    return nearest_rows(z.movedim(1, -1).reshape(-1, z.size(1)), codebook).reshape(z.size(0), *z.shape[2:])
 
 
 def quantize(z: Tensor, codebook: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:

@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from lnc.codecs import build_codec, load
-from lnc.codecs.layers.vq import SimVQ, VectorQuantizer, kmeans, nearest, usage
+from lnc.codecs.layers.vq import SimVQ, VectorQuantizer, kmeans, nearest, nearest_rows, usage
 from lnc.entropy import coder
 from lnc.entropy.categorical import CategoricalModel
 from lnc.tools.cli import main
@@ -94,7 +94,7 @@ def test_usage_counts_entries_and_perplexity():
 
 def test_weighted_kmeans_beats_the_most_used_entries(pixel_patches):
     book = pixel_patches[::97][:512]
-    counts = torch.bincount(nearest(pixel_patches.T[None, :, :, None], book).flatten(), minlength=512).double()
+    counts = torch.bincount(nearest_rows(pixel_patches, book), minlength=512).double()
 
     def distortion(centres: torch.Tensor) -> float:
         return float((torch.cdist(book.double(), centres.double()).min(1).values.pow(2) * counts).sum())
