@@ -298,6 +298,26 @@ class Codec(nn.Module):
         return x_hat
 
 
+class WholeRatePointsMixin:
+    """Mixed into a :class:`Codec` whose rate points are discrete choices (a codebook size, a number
+    of quantiser stages) with nothing between them: qualities must be whole numbers."""
+
+    rate_points: int
+
+    def quality_tensor(self, quality: Tensor | float | None, batch: int, device: torch.device) -> Tensor:
+        q = super().quality_tensor(quality, batch, device)  # type: ignore[misc]
+        if self.rate_points and not bool((q == q.round()).all()):
+            raise LncError(f"quality must be a whole number 1..{self.rate_points} (a discrete rate point), got {quality}")
+        return q
+
+    def _points(self, q: Tensor) -> list[tuple[int, Tensor]]:
+        """(rate point, the batch items at it) for each rate point present in ``q`` (0-based)."""
+        if not self.rate_points:
+            return [(0, torch.arange(q.numel(), device=q.device))]
+        points = q.round().long() - 1
+        return [(int(p), torch.nonzero(points == p).flatten()) for p in points.unique()]
+
+
 class ImageCodec(Codec):
     """A codec of RGB images ``[B, 3, H, W]`` in [0, 1]."""
 
@@ -309,3 +329,8 @@ class AudioCodec(Codec):
 
     modality = "audio"
     channels: int
+    sample_rate: int | None = None
+    """The rate the codec works at (files at other rates are resampled to it and back); None: any."""
+    joint_stereo: ClassVar[bool] = False
+    """A mono codec given a stereo file codes mid and side, ``(L ± R) / 2``, instead of left and
+    right: the side of most music is small and costs few bits."""

@@ -31,42 +31,9 @@ from torch import Tensor, nn
 from lnc.codecs.base import Codec, single_threaded
 from lnc.codecs.factorized import FactorizedPriorMixin
 from lnc.codecs.layers import apply_gain
+from lnc.codecs.layers.blocks import CONV, ResidualBlock, Scale
 from lnc.codecs.layers.wavelets import WaveletPacket
 from lnc.entropy.errors import InputError
-
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
-
-
-class ResidualBlock(nn.Module):
-    """``x + conv(SiLU(conv(x)))`` at the latent resolution, ``hidden`` channels inside; the second
-    convolution starts at zero, so the block starts as the identity."""
-
-    def __init__(self, channels: int, hidden: int, kernel_size: int, dim: int) -> None:
-        super().__init__()
-        conv = _CONV[dim]
-        self.expand = conv(channels, hidden, kernel_size, padding=kernel_size // 2)
-        self.activation = nn.SiLU()
-        self.project = conv(hidden, channels, kernel_size, padding=kernel_size // 2)
-        nn.init.zeros_(self.project.weight)
-        nn.init.zeros_(self.project.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.project(self.activation(self.expand(x)))
-
-
-class Scale(nn.Module):
-    """Multiplies by a constant (not a weight)."""
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = float(factor)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.factor
-
-    def extra_repr(self) -> str:
-        return f"{self.factor:g}"
-
 
 class InversePacket(nn.Module):
     """:meth:`WaveletPacket.inverse` as a layer, so the synthesis ``g_s`` ends in it."""
@@ -87,7 +54,7 @@ def wavelet_autoencoder(
     packet) for ``channels``-channel signals with ``dim`` spatial dimensions."""
     if not 1 <= levels <= 10:
         raise ValueError(f"levels must lie in 1..10, got {levels}")
-    conv = _CONV[dim]
+    conv = CONV[dim]
     packet = WaveletPacket(levels, dim)
     bands = packet.channels(channels)
     g_a = nn.Sequential(packet, Scale(scale), conv(bands, M, 1))

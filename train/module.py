@@ -233,7 +233,8 @@ class RDModule(LightningModule):
             terms["loss"] = terms["loss"] + self.hparams.adversarial_weight * terms["adversarial"]
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
-        optimizer, *others = self.optimizers()
+        optimizers = self.optimizers()
+        optimizer, *others = optimizers if isinstance(optimizers, list) else [optimizers]
         aux_optimizer = others.pop(0) if self._has_aux else None
         quality, lmbda = self._rate_targets(batch.shape[0])
         output = self.codec(batch, quality)

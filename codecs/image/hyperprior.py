@@ -10,20 +10,14 @@ predict a mean as well::
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
-from lnc.codecs.base import Decoders, Encoders, ImageCodec
+from lnc.codecs.base import ImageCodec
+from lnc.codecs.hyperprior import HyperpriorMixin
 from lnc.codecs.image.transforms import analysis_transform, synthesis_transform
-from lnc.codecs.latent import EntropyBottleneckLatentCodec, GaussianConditionalLatentCodec, HyperpriorLatentCodec
-from lnc.codecs.latent.base import LatentCodec
-from lnc.codecs.layers import GainUnit, apply_gain, conv, deconv
-from lnc.codecs.layers.exact import exact_forward
+from lnc.codecs.layers import conv, deconv
 from lnc.codecs.registry import register
-from lnc.entropy.bottleneck import EntropyBottleneck
-from lnc.entropy.gaussian import GaussianConditional
 
 
 def _hyper_analysis(M: int, N: int, activation: type[nn.Module]) -> nn.Sequential:
@@ -33,7 +27,7 @@ def _hyper_analysis(M: int, N: int, activation: type[nn.Module]) -> nn.Sequentia
     )
 
 
-class _Hyperprior(ImageCodec):
+class _Hyperprior(HyperpriorMixin, ImageCodec):
     """Shared body of the hyperprior codecs; subclasses define ``h_a``, ``h_s``, the parameters
     and set ``latent_codec`` (usually :meth:`_hyperprior` around a codec of ``y``).
 
@@ -50,69 +44,17 @@ class _Hyperprior(ImageCodec):
 
     stream_strides = {"z": 64, "y": 16}
     numeric_options = ("exact_entropy",)
-    latent_codec: LatentCodec
+    value_range = (0.0, 1.0)
 
     def __init__(
         self, N: int, M: int, rate_points: int, mixed_quantization: bool = False, exact_entropy: bool = False
     ) -> None:
         super().__init__(rate_points)
         self.config.update(N=N, M=M)
-        self.exact_entropy = bool(exact_entropy)
-        if self.exact_entropy:
-            self.config.update(exact_entropy=True)
+        self._set_exact_entropy(exact_entropy)
         self.g_a = analysis_transform(N, M)
         self.g_s = synthesis_transform(N, M)
-        self.entropy_bottleneck = EntropyBottleneck(N)
-        self.gaussian_conditional = GaussianConditional(None)
-        self.y_gaussian = GaussianConditionalLatentCodec(self.gaussian_conditional, "y", mixed_quantization)
-        self.gain = GainUnit(rate_points, M, init_range=(0.3, 3.0)) if rate_points else None
-        self.hyper_gain = GainUnit(rate_points, N) if rate_points else None
-
-    def _hyperprior(self, main: LatentCodec) -> HyperpriorLatentCodec:
-        """``z`` by the entropy bottleneck, then ``main`` conditioned on :meth:`hyper_side`."""
-        return HyperpriorLatentCodec(EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z"), main, self.hyper_side)
-
-    @property
-    def mixed_quantization(self) -> bool:
-        """Whether training rounds the synthesis input (the latent codec of ``y`` holds the switch)."""
-        return self.y_gaussian.mixed_quantization
-
-    @mixed_quantization.setter
-    def mixed_quantization(self, on: bool) -> None:
-        self.y_gaussian.mixed_quantization = bool(on)
-
-    def _hyper_input(self, y: Tensor) -> Tensor:
-        return y
-
-    def entropy_path(self, module: nn.Module, x: Tensor) -> Tensor:
-        """``module(x)`` for a layer of the entropy parameters: exact sums with ``exact_entropy``."""
-        return exact_forward(module, x) if self.exact_entropy else module(x)
-
-    def hyper_input(self, z_hat: Tensor, q: Tensor) -> Tensor:
-        """``ẑ`` times the inverse hyper gain: what ``h_s`` reads."""
-        return apply_gain(self.hyper_gain, z_hat, q, inverse=True, portable=self.exact_entropy)
-
-    def hyper_side(self, z_hat: Tensor, q: Tensor) -> Any:
-        """What ``ẑ`` tells the latent codec of ``y`` (at qualities ``q``)."""
-        raise NotImplementedError
-
-    def analyse(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
-        y = apply_gain(self.gain, self.g_a(x), q)
-        z = apply_gain(self.hyper_gain, self.h_a(self._hyper_input(y)), q)
-        return {"y": y, "z": z}
-
-    def _synthesise(self, y_hat: Tensor, q: Tensor) -> Tensor:
-        return self.g_s(apply_gain(self.gain, y_hat, q, inverse=True))
-
-    def forward_latents(self, latents: dict[str, Tensor], q: Tensor) -> dict[str, Any]:
-        y_hat, likelihoods = self.latent_codec(latents, q)
-        return {"x_hat": self._synthesise(y_hat, q), "likelihoods": likelihoods}
-
-    def write_streams(self, latents: dict[str, Tensor], q: Tensor, encoders: Encoders) -> None:
-        self.latent_codec.compress(latents, q, encoders)
-
-    def read_streams(self, decoders: Decoders, shapes: dict[str, tuple[int, ...]], q: Tensor) -> Tensor:
-        return self._synthesise(self.latent_codec.decompress(decoders, shapes, q), q).clamp_(0, 1)
+        self._build_entropy_models(N, M, rate_points, mixed_quantization)
 
 
 @register
@@ -165,12 +107,3 @@ class MeanScaleHyperprior(_Hyperprior):
             conv(M * 3 // 2, M * 2, 3, 1),
         )
         self.latent_codec = self._hyperprior(self.y_gaussian)
-
-    def hyper_features(self, z_hat: Tensor, q: Tensor) -> Tensor:
-        """``h_s`` of ``ẑ``: ``2M`` channels, the scales then the means."""
-        return self.entropy_path(self.h_s, self.hyper_input(z_hat, q))
-
-    def hyper_side(self, z_hat: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
-        """Scales and means."""
-        scales, means = self.hyper_features(z_hat, q).chunk(2, 1)
-        return scales, means

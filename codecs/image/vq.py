@@ -23,12 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lnc.codecs.base import Decoders, Encoders, ImageCodec
+from lnc.codecs.base import Decoders, Encoders, ImageCodec, WholeRatePointsMixin
 from lnc.codecs.latent.indices import INDEX_PRIORS, IndexLatentCodec, IndexPrior, context_network
 from lnc.codecs.layers.vq import CodebookSet, SimVQ, VectorQuantizer
 from lnc.codecs.registry import register
 from lnc.entropy.categorical import CategoricalModel
-from lnc.entropy.errors import LncError
 
 QUANTIZERS = {"vq": VectorQuantizer, "simvq": SimVQ}
 
@@ -95,7 +94,7 @@ def synthesis(stem: int, channels: Sequence[int], blocks: int, attention: bool, 
 
 
 @register
-class VQGAN(ImageCodec):
+class VQGAN(WholeRatePointsMixin, ImageCodec):
     """VQ autoencoder whose indices are range coded with a learned prior.
 
     Args:
@@ -159,19 +158,6 @@ class VQGAN(ImageCodec):
         self.context_models = nn.ModuleList(context_network(dim, k, context_hidden) for k in self.quantizer.sizes)
 
     # -- rate points ----------------------------------------------------------------------------
-
-    def quality_tensor(self, quality: Tensor | float | None, batch: int, device: torch.device) -> Tensor:
-        q = super().quality_tensor(quality, batch, device)
-        if self.rate_points and not bool((q == q.round()).all()):
-            raise LncError(f"quality must be a whole number 1..{self.rate_points} (a codebook size), got {quality}")
-        return q
-
-    def _points(self, q: Tensor) -> list[tuple[int, Tensor]]:
-        """(rate point, the batch items at it) for each rate point present in ``q``."""
-        if not self.rate_points:
-            return [(0, torch.arange(q.numel(), device=q.device))]
-        points = q.round().long() - 1
-        return [(int(p), torch.nonzero(points == p).flatten()) for p in points.unique()]
 
     def index_codec(self, point: int, prior: IndexPrior | None = None) -> IndexLatentCodec:
         """The latent codec of rate point ``point``'s indices (with the codec's prior by default)."""

@@ -55,7 +55,37 @@ def context_network(dim: int, num_codes: int, hidden: int) -> nn.Sequential:
     )
 
 
-class IndexLatentCodec(LatentCodec):
+def portable_pmfs(logits: Tensor) -> Tensor:
+    """Unnormalised float64 pmfs from exact logits ``[..., K]``, the same on every machine."""
+    logits = logits.to(torch.float64)
+    return portable_exp((logits - logits.amax(-1, keepdim=True)).clamp_min(LOGIT_FLOOR))
+
+
+class PriorIndexCodec(LatentCodec):
+    """What the index codecs share: a factorized model, an optional context network, the prior in
+    use and one stream; fixed-length coding as a uniform categorical model."""
+
+    def __init__(self, categorical: CategoricalModel, context: nn.Module | None, prior: IndexPrior, stream: str) -> None:
+        if prior not in INDEX_PRIORS:
+            raise ValueError(f"prior must be one of {INDEX_PRIORS}, got {prior!r}")
+        if prior == "context" and context is None:
+            raise ValueError("the context prior needs a context network")
+        self.categorical = categorical
+        self.context = context
+        self.prior = prior
+        self.streams = (stream,)
+
+    def _uniform(self) -> CategoricalModel:
+        """Fixed-length codes: every index ``log2 K`` bits."""
+        model = CategoricalModel(self.categorical.num_symbols, probs=torch.ones(self.categorical.num_symbols))
+        model.update()
+        return model
+
+    def _uniform_likelihoods(self, y: Tensor) -> dict[str, Tensor]:
+        return {self.streams[0]: torch.full(y.shape, 1.0 / self.categorical.num_symbols, device=y.device)}
+
+
+class IndexLatentCodec(PriorIndexCodec):
     """Codes an index map ``[B, h, w]`` into one stream with a chosen prior (module docstring).
 
     Args:
@@ -74,15 +104,8 @@ class IndexLatentCodec(LatentCodec):
         prior: IndexPrior = "context",
         stream: str = "indices",
     ) -> None:
-        if prior not in INDEX_PRIORS:
-            raise ValueError(f"prior must be one of {INDEX_PRIORS}, got {prior!r}")
-        if prior == "context" and context is None:
-            raise ValueError("the context prior needs a context network")
-        self.categorical = categorical
-        self.context = context
+        super().__init__(categorical, context, prior, stream)
         self.embed = embed
-        self.prior = prior
-        self.streams = (stream,)
 
     def _context_input(self, indices: Tensor, known: Tensor) -> Tensor:
         """The codebook vectors where ``known`` ``[B, h, w]`` (zeros elsewhere) and the mask."""
@@ -98,7 +121,7 @@ class IndexLatentCodec(LatentCodec):
         minimises); the indices pass through."""
         name = self.streams[0]
         if self.prior == "uniform":
-            return y, {name: torch.full(y.shape, 1.0 / self.categorical.num_symbols, device=y.device)}
+            return y, self._uniform_likelihoods(y)
         likelihoods = self.categorical(y)
         if self.prior == "factorized":
             return y, {name: likelihoods}
@@ -110,16 +133,6 @@ class IndexLatentCodec(LatentCodec):
         for k in range(1, len(PHASES)):
             likelihoods = torch.where(masks[k], predicted[k - 1], likelihoods)
         return y, {name: likelihoods}
-
-    def _pmfs(self, logits: Tensor) -> Tensor:
-        """Unnormalised float64 pmfs from exact logits, the same on every machine."""
-        logits = logits.to(torch.float64)
-        return portable_exp((logits - logits.amax(-1, keepdim=True)).clamp_min(LOGIT_FLOOR))
-
-    def _uniform(self) -> CategoricalModel:
-        model = CategoricalModel(self.categorical.num_symbols, probs=torch.ones(self.categorical.num_symbols))
-        model.update()
-        return model
 
     def compress(self, y: Tensor, side: object, encoders: Encoders) -> Tensor:
         encs = encoders[self.streams[0]]
@@ -136,7 +149,7 @@ class IndexLatentCodec(LatentCodec):
                 self.categorical.compress_into(encs, symbols)
                 continue
             known = masks[:k].any(0).expand_as(y)
-            pmfs = self._pmfs(self._logits(y, known)[:, rows, cols])
+            pmfs = portable_pmfs(self._logits(y, known)[:, rows, cols])
             self.categorical.compress_into(encs, symbols, pmfs=pmfs)
         return y
 
@@ -157,6 +170,6 @@ class IndexLatentCodec(LatentCodec):
                 y[:, rows, cols] = self.categorical.decompress_from(decs, (len(rows),)).to(device)
                 continue
             known = masks[:k].any(0).expand_as(y)
-            pmfs = self._pmfs(self._logits(y, known)[:, rows, cols])
+            pmfs = portable_pmfs(self._logits(y, known)[:, rows, cols])
             y[:, rows, cols] = self.categorical.decompress_from(decs, (len(rows),), pmfs=pmfs).to(device)
         return y

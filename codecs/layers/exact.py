@@ -20,6 +20,7 @@ straight-through gradients, so a model learns the grid it will be coded with.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator
 import contextlib
 from contextlib import contextmanager
@@ -125,7 +126,6 @@ def exact_forward(module: nn.Module, x: Tensor) -> Tensor:
     dtype = x.dtype
     evaluating = not module.training
     compute = torch.float64 if evaluating else torch.float32
-    product_bits = WEIGHT_BITS + ACTIVATION_BITS
     kernels = _exact_kernels(x.device) if evaluating else contextlib.nullcontext()
     if evaluating:
         x = x.to(compute, copy=True)  # this function's own, rounded in place from here on
@@ -134,13 +134,37 @@ def exact_forward(module: nn.Module, x: Tensor) -> Tensor:
             if isinstance(layer, _ELEMENTWISE):
                 x = layer(x)
                 continue
-            weight = on_grid(_weight(layer), WEIGHT_BITS).to(compute)
-            bias = None if layer.bias is None else on_grid(layer.bias, product_bits).to(compute)
-            if evaluating:
-                _check_headroom(layer, weight, bias)
+            weight, bias = (_grid_parameters(layer, compute) if evaluating
+                            else _rounded_parameters(layer, compute))
             x = on_grid(x.to(compute), ACTIVATION_BITS, ACTIVATION_LIMIT, inplace=_owned(x, evaluating))
             x = _convolve(layer, x, weight, bias)
     return on_grid(x, ACTIVATION_BITS, ACTIVATION_LIMIT, inplace=_owned(x, evaluating)).to(dtype)
+
+
+def _rounded_parameters(layer: nn.Module, compute: torch.dtype) -> tuple[Tensor, Tensor | None]:
+    """The layer's weight and bias on their grids (the bias on the products' grid), in ``compute``."""
+    weight = on_grid(_weight(layer), WEIGHT_BITS).to(compute)
+    bias = None if layer.bias is None else on_grid(layer.bias, WEIGHT_BITS + ACTIVATION_BITS).to(compute)
+    return weight, bias
+
+
+_GRID_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, Tensor, Tensor | None]] = weakref.WeakKeyDictionary()
+
+
+def _grid_parameters(layer: nn.Module, compute: torch.dtype) -> tuple[Tensor, Tensor | None]:
+    """:func:`_rounded_parameters`, headroom-checked, kept while the parameters are unchanged: a
+    decoder calls the same layers once per pass, and rounding their weights each time cost more
+    than the convolutions."""
+    weight = layer.weight  # the parameter (a masked layer's mask is constant): changed in place when trained
+    key = (weight.data_ptr(), weight._version, compute,
+           None if layer.bias is None else (layer.bias.data_ptr(), layer.bias._version))
+    cached = _GRID_CACHE.get(layer)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    weight, bias = _rounded_parameters(layer, compute)
+    _check_headroom(layer, weight, bias)
+    _GRID_CACHE[layer] = (key, weight, bias)
+    return weight, bias
 
 
 def _owned(x: Tensor, evaluating: bool) -> bool:

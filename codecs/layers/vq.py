@@ -169,3 +169,74 @@ def kmeans(vectors: Tensor, weights: Tensor, k: int, iterations: int = 50, seed:
         for c in torch.nonzero(empty).flatten():
             centres[c] = x[(w * d.min(1).values).argmax()]
     return centres.to(vectors.dtype)
+
+
+class ResidualVectorQuantizer(nn.Module):
+    """Residual VQ (Zeghidour et al. 2021, SoundStream, arXiv:2107.03312): stage ``s`` quantises what
+    the stages before it left, so the first ``n`` stages give a coarse-to-fine code and the bitrate is
+    set by how many are sent. Each stage has DAC's factorised codes (Kumar et al. 2023,
+    arXiv:2306.06546): the residual is projected to ``code_dim`` dimensions, l2-normalised and looked
+    up there, and the entry projected back, which keeps most of every codebook in use.
+
+    Runs in float32 whatever the autocast: the residual of the last stages is small, and bfloat16
+    would round it away.
+
+    Args:
+        stages: number of stages ``S``.
+        num_codes: entries per stage ``K``.
+        dim: dimension of the latent vectors.
+        code_dim: dimension in which each stage looks up.
+        beta: commitment-loss weight.
+    """
+
+    def __init__(self, stages: int, num_codes: int, dim: int, code_dim: int = 8, beta: float = 0.25) -> None:
+        super().__init__()
+        self.project_in = nn.ModuleList(nn.Conv1d(dim, code_dim, 1) for _ in range(stages))
+        self.project_out = nn.ModuleList(nn.Conv1d(code_dim, dim, 1) for _ in range(stages))
+        self.stages = nn.ModuleList(VectorQuantizer(num_codes, code_dim, beta, normalize=True) for _ in range(stages))
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    @property
+    def num_codes(self) -> int:
+        return self.stages[0].sizes[0]
+
+    def stage_vectors(self, indices: Tensor, stage: int) -> Tensor:
+        """The latent contribution ``[B, dim, T]`` of stage ``stage``'s indices ``[B, T]``."""
+        with torch.autocast(indices.device.type, enabled=False):
+            return self.project_out[stage](self.stages[stage].lookup(indices))
+
+    def lookup(self, indices: Tensor) -> Tensor:
+        """The latent ``[B, dim, T]`` of the first ``indices.size(1)`` stages' indices ``[B, n, T]``."""
+        return sum(self.stage_vectors(indices[:, s], s) for s in range(indices.size(1)))
+
+    def assign(self, z: Tensor, count: int) -> Tensor:
+        """The indices ``[B, count, T]`` of the first ``count`` stages for latents ``z`` ``[B, dim, T]``."""
+        residual = z.float()
+        out = []
+        with torch.autocast(z.device.type, enabled=False):
+            for s in range(count):
+                indices = self.stages[s].assign(self.project_in[s](residual))
+                residual = residual - self.stage_vectors(indices, s)
+                out.append(indices)
+        return torch.stack(out, 1)
+
+    def forward(self, z: Tensor, counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(z_q, indices, loss)`` with ``counts`` ``[B]`` stages for each item: every stage is
+        trained on every item (codebook and commitment losses summed over the stages), the
+        reconstruction ``z_q`` keeps the item's first ``counts`` (straight-through gradients, as in
+        quantiser dropout)."""
+        residual = z.float()
+        z_q = torch.zeros_like(residual)
+        indices, loss = [], residual.new_zeros(())
+        with torch.autocast(z.device.type, enabled=False):
+            for s, stage in enumerate(self.stages):
+                code, chosen, stage_loss = stage(self.project_in[s](residual))
+                vectors = self.project_out[s](code)
+                z_q = z_q + vectors * (counts > s).to(vectors.dtype)[:, None, None]
+                residual = residual - vectors
+                indices.append(chosen)
+                loss = loss + stage_loss
+        return z_q, torch.stack(indices, 1), loss

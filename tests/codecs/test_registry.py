@@ -293,7 +293,10 @@ def test_good_file_loads_unchanged(good):
     assert not codec.training
 
 
-SMALL_CONFIGS = {"vqgan": {"stem": 8, "channels": [8, 8], "dim": 4, "num_codes": 16, "codebook_sizes": [4, 16]}}
+SMALL_CONFIGS = {
+    "vqgan": {"stem": 8, "channels": [8, 8], "dim": 4, "num_codes": 16, "codebook_sizes": [4, 16]},
+    "rvq-speech": {"N": 8, "dim": 4, "num_codes": 16, "stage_counts": [1, 2], "context_hidden": 4},
+}
 """Small instances of the architectures not sized by N and M."""
 
 

@@ -164,3 +164,15 @@ def test_a_codec_on_the_other_kind_of_dataset_is_one_error_line(data_dir, music_
     err = capsys.readouterr().err  # found once the file is opened: after the (cleared) progress bar
     assert err.endswith("\rlnc: error: the AAC baseline codes mono or stereo audio, not 3 channels\n")
     assert err.count("lnc: error:") == 1 and "Traceback" not in err
+
+
+def test_speech_metrics_rank_noise_levels_on_real_speech(data_dir) -> None:
+    """PESQ-wb and STOI on the 16 kHz VCTK clip (and its 44.1 kHz stereo JFK peer, resampled and
+    averaged to mono): the clean signal scores the scale's top, more noise scores lower."""
+    from lnc.tools.eval.audio_metrics import pesq_wb, stoi
+
+    for name, seconds in ((SPEECH, 3.0), ("jfk.flac", 4.0)):
+        x, rate = excerpt(data_dir / "audio" / name, seconds)
+        assert pesq_wb(x, x, rate) > 4.5 and stoi(x, x, rate) > 0.999
+        scores = [(pesq_wb(x, with_noise(x, snr), rate), stoi(x, with_noise(x, snr), rate)) for snr in (30.0, 5.0)]
+        assert scores[0][0] > scores[1][0] + 0.5 and scores[0][1] > scores[1][1]

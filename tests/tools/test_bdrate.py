@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +160,18 @@ def test_ms_ssim_db_is_derived_from_ms_ssim_when_a_file_lacks_it() -> None:
     assert db == pytest.approx(-10 * np.log10(1 - raw))
     webp = results.load(PUBLISHED["WebP"]).points("ms-ssim-rgb-db")
     assert math.isfinite(bdrate.compare(bpp, db, *webp).bd_rate)
+
+
+def test_a_distance_metric_compares_by_its_negative(tmp_path, capsys) -> None:
+    """The measured Opus and AAC music curves (mel distance falls with rate): a copy at 20 % less rate
+    is −20 % whether the metric rises (SI-SDR) or falls (mel distance), and BD-quality keeps the
+    metric's own sign (a lower distance is a negative gap)."""
+    anchor = Path(__file__).resolve().parents[2] / "docs" / "results" / "music-opus.json"
+    opus = results.load(anchor)
+    cheaper = results.RDCurve("cheaper", results={**opus.results, "bitrate": [0.8 * r for r in opus.results["bitrate"]]})
+    results.save(cheaper, tmp_path / "cheaper.json")
+    for metric in ("si-sdr", "mel-distance"):
+        assert main(["bdrate", str(anchor), str(tmp_path / "cheaper.json"), "--metric", metric, "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["bd_rate"] == pytest.approx(-20.0, abs=1e-6)
+        assert (row["bd_psnr"] < 0) == (metric == "mel-distance")

@@ -1,12 +1,14 @@
 """Encode and decode speed of learned audio codecs on one clip, next to FLAC through the same I/O.
 
     python -m lnc.tools.bench.audio [-m MODEL [-m MODEL …]] [--file NAME] [--seconds S] [-q Q] [--repeat 3]
+                                    [--opus-kbps 12]
 
 The clip (the first ``--seconds`` of a file in ``$LNC_DATA/audio``) is held in memory as a 16-bit
 WAV, and each codec runs the whole file path (WAV bytes → ``.lnc`` bytes → WAV bytes). Prints
 seconds (best of ``--repeat``), mega-samples per second (frames × channels) and times real time,
-from one run; the FLAC row (a lossless encode and decode of the same WAV) is the peer measured
-beside them.
+from one run; the FLAC row (a lossless encode and decode of the same WAV) and an Opus row (libopus
+through PyAV at ``--opus-kbps``, the codec the learned ones are compared with) are the peers
+measured beside them.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch
 from lnc.codecs import load
 from lnc.entropy.chunked import open_reader
 from lnc.entropy.errors import InputError
+from lnc.tools.eval import audio_baselines
 from lnc.tools.eval.datasets import data_root
 from lnc.tools.io.audio import AudioReader, AudioWriter
 from lnc.tools.pipeline.audio import decode_audio_to, encode_audio_to
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the excerpt")
     parser.add_argument("-q", "--quality", type=float, help="rate point (default: the model's default)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--opus-kbps", type=float, default=12.0, help="bit rate of the Opus peer")
     args = parser.parse_args(argv)
 
     with AudioReader(data_root() / "audio" / args.file) as reader:
@@ -86,6 +90,17 @@ def main(argv: list[str] | None = None) -> None:
     encode_s, flac = _best(lambda: _write(_read(wav), rate, "flac"), args.repeat)
     decode_s, _ = _best(lambda: _write(_read(flac), rate, "wav"), args.repeat)
     rows.append(("FLAC (lossless, through the same I/O)", encode_s, decode_s, len(flac)))
+    opus = audio_baselines.get("opus")
+    with AudioReader(wav) as source:
+        info = source.info
+
+    def opus_encode() -> bytes:
+        with AudioReader(wav) as source:
+            return opus.encode(source, args.opus_kbps)
+
+    encode_s, ogg = _best(opus_encode, args.repeat)
+    decode_s, _ = _best(lambda: _write(opus.decode(ogg, info), rate, "wav"), args.repeat)
+    rows.append((f"Opus {args.opus_kbps:g} kbit/s (libopus, PyAV)", encode_s, decode_s, len(ogg)))
 
     seconds = frames / rate
     print(f"{args.file}: {seconds:.1f} s, {channels} ch, {rate} Hz; torch threads {torch.get_num_threads()}, "

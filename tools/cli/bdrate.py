@@ -29,14 +29,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     anchor = results.load(args.anchor)
-    anchor_points = anchor.points(args.metric)
+    # A distance falls as quality rises: compare its negative, and report the gap in its own sign.
+    sign = -1.0 if args.metric in results.LOWER_IS_BETTER else 1.0
+    rate, values = anchor.points(args.metric)
+    anchor_points = (rate, sign * values)
     rows = []
     for path in args.tests:
         test = results.load(path)
         if test.rate_key != anchor.rate_key:
             raise LncError(f"{test.name} counts rate in {test.rate_key}, {anchor.name} in {anchor.rate_key}")
         try:
-            found = bdrate.compare(*anchor_points, *test.points(args.metric), method=args.method)
+            test_rate, test_values = test.points(args.metric)
+            found = bdrate.compare(*anchor_points, test_rate, sign * test_values, method=args.method)
         except LncError as exc:
             raise type(exc)(f"{test.name} against {anchor.name}: {exc}") from None
         if found.overlap < bdrate.SMALL_OVERLAP:
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 f"range; the BD figures lean on the interpolation",
                 file=sys.stderr,
             )
-        rows.append({"test": test.name, "bd_rate": found.bd_rate, "bd_psnr": found.bd_quality})
+        rows.append({"test": test.name, "bd_rate": found.bd_rate, "bd_psnr": sign * found.bd_quality})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

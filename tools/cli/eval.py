@@ -47,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rate points (default: every point the model offers, or the codec's default sweep)",
     )
     parser.add_argument(
-        "--dataset", required=True, help="kodak, clic (under $LNC_DATA), or a folder of images (or of audio files, for an audio codec)"
+        "--dataset", required=True,
+        help="kodak, clic (under $LNC_DATA), or a folder of images; for audio codecs speech (16 kHz mono, "
+             "with PESQ-wb and STOI), music, or a folder of audio files"
     )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results here")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing --json file")
@@ -78,12 +80,12 @@ def _run_audio(args: argparse.Namespace, codec: LearnedCodec | audio_baselines.A
         raise InputError("--refine applies to image codecs only")
     if isinstance(codec, LearnedCodec):
         codec = audio.LearnedAudioCodec(codec)
-    paths = audio.audio_paths(datasets.resolve(args.dataset), args.limit)
     qualities = tuple(args.quality) if args.quality else codec.qualities
     for quality in qualities:
         codec.check_quality(quality)
-    curve = audio.evaluate(codec, paths, qualities, args.per_image)
-    print(f"{curve.name} on {args.dataset} ({len(paths)} files)")
+    clips, name, speech = audio.audio_clips(args.dataset, args.limit)
+    curve = audio.evaluate(codec, clips, qualities, args.per_image, speech, name)
+    print(f"{curve.name} on {args.dataset} ({len(clips)} files)")
     print(audio.summary_table(curve))
     if args.json:
         _save(curve, args)

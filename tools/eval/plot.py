@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from lnc.entropy.errors import InputError
-from lnc.tools.eval.results import METRIC_LABELS, RATE_LABELS, RDCurve
+from lnc.tools.eval.results import LOWER_IS_BETTER, METRIC_LABELS, RATE_LABELS, RDCurve
 
 _MARKERS = "osD^vP*Xh<>p"
 
@@ -43,7 +43,7 @@ def rd_figure(
     axes.set_ylabel(METRIC_LABELS[metric])
     axes.set_title(title or f"{METRIC_LABELS[metric]} vs rate")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="upper right" if metric in LOWER_IS_BETTER else "lower right", fontsize="small")
     return figure
 
 

@@ -18,11 +18,14 @@ import numpy as np
 from lnc.entropy.errors import InputError
 from lnc.tools.eval.image_metrics import ms_ssim_db
 
-METRICS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "snr", "si-sdr")
+METRICS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "snr", "si-sdr", "mel-distance", "pesq-wb", "stoi")
 METRIC_LABELS = {
     "psnr-rgb": "PSNR-RGB (dB)", "ms-ssim-rgb": "MS-SSIM-RGB", "ms-ssim-rgb-db": "MS-SSIM-RGB (dB)",
-    "snr": "SNR (dB)", "si-sdr": "SI-SDR (dB)",
+    "snr": "SNR (dB)", "si-sdr": "SI-SDR (dB)", "mel-distance": "mel distance (lower is better)",
+    "pesq-wb": "PESQ-wb (MOS-LQO)", "stoi": "STOI",
 }
+LOWER_IS_BETTER = ("mel-distance",)
+"""Metrics that fall as quality rises: BD figures take their negative as the quality."""
 RATE_KEYS = ("bpp", "bitrate")
 """The rate of a curve: bits per pixel (images, video), else ``bitrate`` in kbit/s (audio)."""
 RATE_LABELS = {"bpp": "Rate (bpp)", "bitrate": "Bit rate (kbit/s)"}
