@@ -154,16 +154,19 @@ _GRID_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, Tensor, Tensor | 
 def _grid_parameters(layer: nn.Module, compute: torch.dtype) -> tuple[Tensor, Tensor | None]:
     """:func:`_rounded_parameters`, headroom-checked, kept while the parameters are unchanged: a
     decoder calls the same layers once per pass, and rounding their weights each time cost more
-    than the convolutions."""
+    than the convolutions. Not kept while gradients flow to the input (refinement): autograd must
+    be free to save them, which tensors made in inference mode forbid (those are kept apart)."""
     weight = layer.weight  # the parameter (a masked layer's mask is constant): changed in place when trained
-    key = (weight.data_ptr(), weight._version, compute,
-           None if layer.bias is None else (layer.bias.data_ptr(), layer.bias._version))
+    key = None if torch.is_grad_enabled() else (
+        weight.data_ptr(), weight._version, compute, torch.is_inference_mode_enabled(),
+        None if layer.bias is None else (layer.bias.data_ptr(), layer.bias._version))
     cached = _GRID_CACHE.get(layer)
-    if cached is not None and cached[0] == key:
+    if key is not None and cached is not None and cached[0] == key:
         return cached[1], cached[2]
     weight, bias = _rounded_parameters(layer, compute)
     _check_headroom(layer, weight, bias)
-    _GRID_CACHE[layer] = (key, weight, bias)
+    if key is not None:
+        _GRID_CACHE[layer] = (key, weight, bias)
     return weight, bias
 
 
