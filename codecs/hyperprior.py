@@ -33,6 +33,7 @@ class HyperpriorMixin:
 
     value_range: ClassVar[tuple[float, float]]
     """The reconstruction is clamped to this range."""
+    numeric_options: ClassVar[tuple[str, ...]] = ("exact_entropy",)
     latent_codec: LatentCodec
     g_a: nn.Module
     g_s: nn.Module

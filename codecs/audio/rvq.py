@@ -134,12 +134,12 @@ class ResidualVQSpeech(WholeRatePointsMixin, AudioCodec):
     def forward_latents(self, latents: dict[str, Tensor], q: Tensor) -> dict[str, Any]:
         counts = self._counts(q)
         z_q, indices, vq_loss = self.quantizer(latents["z"], counts)
-        _, chosen = self.index_codec()(indices, None)
         _, factorized = self.index_codec("factorized")(indices, None)
+        chosen = factorized if self.index_prior == "factorized" else self.index_codec()(indices, None)[1]
         sent = torch.arange(indices.size(1), device=q.device)[None, :, None] < counts[:, None, None]
         # Unsent stages cost nothing; the factorized tables train beside the prior in use (for
         # comparing priors and for the first stage of the context prior).
-        likelihoods = torch.where(sent, chosen["indices"].float(), torch.ones_like(chosen["indices"].float()))
+        likelihoods = torch.where(sent, chosen["indices"].float(), 1.0)
         samples = indices.size(0) * indices.size(2) * self.stream_strides["indices"]
         factorized_bits = -torch.log2(factorized["indices"].float()).sum() / samples  # per sample, as R
         return {

@@ -50,7 +50,6 @@ class MDCTHyperprior(HyperpriorMixin, AudioCodec):
     stream_strides = {"z": 2048, "y": 512}  # 4·hop and hop at the default hop; each instance sets its own
     value_range = (-1.0, 1.0)
     joint_stereo = True
-    numeric_options = ("exact_entropy",)
     coefficient_scale = 16.0
     """MDCT coefficients are multiplied by this before the encoder, so that at gain 1 a rounding step is
     about 1/16 of full scale in the coefficients' own units from the first step."""

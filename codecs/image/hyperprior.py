@@ -43,7 +43,6 @@ class _Hyperprior(HyperpriorMixin, ImageCodec):
     """
 
     stream_strides = {"z": 64, "y": 16}
-    numeric_options = ("exact_entropy",)
     value_range = (0.0, 1.0)
 
     def __init__(

@@ -87,7 +87,7 @@ def as_speech(path: Path) -> bytes:
 
     with AudioReader(path) as reader:
         rate = reader.info.sample_rate
-    mono = torch.from_numpy(_samples(path).mean(axis=0, keepdims=True))
+        mono = torch.from_numpy(np.concatenate(list(reader.chunks(1 << 20)), axis=1).mean(axis=0, keepdims=True))
     wave = (resample(mono, rate, SPEECH_RATE) if rate != SPEECH_RATE else mono).numpy()
     out = io.BytesIO()
     with AudioWriter(out, SPEECH_RATE, 1, "wav", frames=wave.shape[1]) as writer:
