@@ -2,8 +2,8 @@
 
 Importing the package imports every codec family, so that each architecture is registered.
 """
-from lnc.codecs import audio, image  # noqa: F401  (registers the architectures)
-from lnc.codecs.base import Codec, Compressed, ImageCodec, Stream
+from lnc.codecs import audio, image, video  # noqa: F401  (registers the architectures)
+from lnc.codecs.base import Codec, Compressed, ImageCodec, Stream, VideoCodec
 from lnc.codecs.compressai_compat import from_compressai
 from lnc.codecs.registry import build_codec, load, load_codec_file, register, save_codec, shipped_models
 
@@ -12,6 +12,7 @@ __all__ = [
     "Compressed",
     "ImageCodec",
     "Stream",
+    "VideoCodec",
     "build_codec",
     "from_compressai",
     "load",

@@ -248,6 +248,11 @@ class Codec(nn.Module):
         """The reconstruction from the decoders of a compressed batch (values in [0, 1])."""
         raise NotImplementedError
 
+    def adopt_state(self, architecture: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The state dict of trained ``architecture`` weights (one it ``grows_from``) under this
+        codec's parameter names: the same names, unless the codec holds the source as a part."""
+        return state
+
     def forward(self, x: Tensor, quality: Tensor | float | None = None) -> dict[str, Any]:
         """Training pass: ``{"x_hat": Tensor, "likelihoods": {name: Tensor}}``."""
         q = self.quality_tensor(quality, x.shape[0], x.device)
@@ -271,18 +276,19 @@ class Codec(nn.Module):
             _item_checksums(encoders, x.shape[0]),
         )
 
-    def decompress(self, compressed: Compressed, quality: Tensor | float | None = None) -> Tensor:
+    def decompress(self, compressed: Compressed, quality: Tensor | float | None = None, **context: Tensor) -> Tensor:
         """Reconstruct ``[B, C, ...]`` from what :meth:`compress` returned, on one CPU thread. Every
         stream must be read to its last byte, and to the item's checksum when there is one:
         anything else is a corrupt or mismatched stream, or a probability model that computed other
-        tables than the encoder's (``BitstreamError``)."""
+        tables than the encoder's (``BitstreamError``). ``context``: what a predictive codec's
+        :meth:`read_streams` reads besides the streams (a video codec's reference frame)."""
         self.check_layout(list(compressed.streams))
         decoders = {name: [RangeDecoder(s) for s in stream.strings] for name, stream in compressed.streams.items()}
         shapes = {name: stream.shape for name, stream in compressed.streams.items()}
         device = next(self.parameters()).device
         q = self.quality_tensor(quality, compressed.batch, device)
         with single_threaded(device):
-            x_hat = self.read_streams(decoders, shapes, q)
+            x_hat = self.read_streams(decoders, shapes, q, **context)
         for decs in decoders.values():
             for decoder in decs:
                 decoder.finish()
@@ -334,3 +340,19 @@ class AudioCodec(Codec):
     joint_stereo: ClassVar[bool] = False
     """A mono codec given a stereo file codes mid and side, ``(L ± R) / 2``, instead of left and
     right: the side of most music is small and costs few bits."""
+
+
+class VideoCodec(Codec):
+    """A codec of RGB frames in [0, 1], one frame ``[B, 3, H, W]`` at a time: an intra frame alone,
+    a predicted frame with its reference stacked after it (``[B, 6, H, W]`` to :meth:`compress`,
+    ``reference=`` to :meth:`decompress`). Training takes clips ``[B, 3, T, H, W]``."""
+
+    modality = "video"
+    value_range = (0.0, 1.0)
+
+    @classmethod
+    def is_intra(cls, item: Item) -> bool:
+        """Whether a coded frame (a container chunk's item) is an intra frame, which decodes alone;
+        read from its streams, without weights (``lnc info`` asks too). A frame that is neither
+        kind is a corrupt stream (``BitstreamError``)."""
+        raise NotImplementedError

@@ -27,6 +27,8 @@ ARCHITECTURES: dict[str, type[Codec]] = {}
 (``import lnc.codecs`` imports every family)."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "he2021-checkerboard-exact-vr"
+DEFAULT_VIDEO_MODEL = "blockmc-residual-vr"
+"""What ``lnc encode`` uses for a video when no model is given."""
 CodecClass = TypeVar("CodecClass", bound=type[Codec])
 
 

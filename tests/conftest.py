@@ -73,3 +73,20 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def video_model(tmp_path_factory) -> Path:
+    """A ``blockmc-residual`` weights file whose residual codec is the shipped image default (not
+    trained for video): the video path's tests need a real model, not a trained one."""
+    from lnc.codecs.registry import save_codec
+    from lnc.codecs.video import BlockMotionResidual
+    from lnc.train.module import load_initial_weights
+
+    codec = BlockMotionResidual()
+    load_initial_weights(codec, "he2021-checkerboard-exact-vr")
+    codec.eval().update(force=True)
+    codec.intra  # pins the intra model's hash into the weights
+    path = tmp_path_factory.mktemp("video-model") / "blockmc-test.safetensors"
+    save_codec(codec, path, {"lnc.name": "blockmc-test"})
+    return path

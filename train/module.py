@@ -84,6 +84,7 @@ def load_initial_weights(codec: Codec, name: str, lmbdas: list[float] | None = N
             f"the codec to train is {codec.architecture} {codec.config}"
         )
     # Layers the codec adds in place of the source's (a new synthesis) keep their initialisation.
+    state = codec.adopt_state(source.architecture, state)
     state = {key: value for key, value in state.items() if not (added and key.startswith(added))}
     missing, unexpected = codec.load_state_dict(state, strict=False)
     if unexpected or any(not key.startswith(added) for key in missing):
@@ -238,7 +239,8 @@ class RDModule(LightningModule):
         aux_optimizer = others.pop(0) if self._has_aux else None
         quality, lmbda = self._rate_targets(batch.shape[0])
         output = self.codec(batch, quality)
-        terms = self.criterion(output, batch, lmbda)
+        # A predictive codec reconstructs only the frames it predicts: it names them "target".
+        terms = self.criterion(output, output.get("target", batch), lmbda)
         self._codec_terms(output, terms)
         # The quantiles (and a critic) take no part in the RD loss.
         untouched = self._untouched(self.codec.aux_parameters())
@@ -291,7 +293,7 @@ class RDModule(LightningModule):
         for q in self.val_qualities:
             quality = q if self.codec.rate_points else None
             output = self.codec(batch, quality)
-            terms = self.criterion(output, batch, self._lambda_at(q))
+            terms = self.criterion(output, output.get("target", batch), self._lambda_at(q))
             if "indices" in output:  # a vector quantiser: how much of its codebook it uses
                 terms.update(usage(output["indices"], output["codebook_size"]))
             suffix = f"_q{q:g}" if self.codec.rate_points else ""

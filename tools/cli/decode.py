@@ -1,4 +1,4 @@
-"""``lnc decode``: ``.lnc`` bitstream → image or audio file; the pipeline follows the header's modality."""
+"""``lnc decode``: ``.lnc`` bitstream → image, video or audio file; the pipeline follows the header's modality."""
 from __future__ import annotations
 
 import argparse
@@ -17,13 +17,15 @@ _AUDIO_FORMATS = {".wav": "wav", ".flac": "flac"}
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "decode",
-        help="decode a .lnc file to an image (PNG by default) or audio (WAV by default)",
-        description="Decode a .lnc bitstream to a lossless image file or a 16-bit WAV/FLAC file.",
+        help="decode a .lnc file to an image (PNG by default), a video (y4m by default) or audio (WAV by default)",
+        description="Decode a .lnc bitstream to a lossless image file, a video (y4m, lossless FFV1 mkv or a "
+        "folder of PNG frames) or a 16-bit WAV/FLAC file.",
     )
     parser.add_argument("input", help=".lnc file, or - for stdin")
     parser.add_argument(
         "-o", "--output",
-        help="output image (.png, .bmp, .tif, lossless .webp) or audio (.wav, .flac), or - for PNG/WAV on stdout",
+        help="output image (.png, .bmp, .tif, lossless .webp), video (.y4m, .mkv, or a new folder for PNG frames) "
+        "or audio (.wav, .flac), or - for PNG/y4m/WAV on stdout",
     )
     parser.add_argument(
         "-m", "--model",
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     source = read_input(args.input) if args.input == "-" else args.input
     with open_reader(source) as reader:
+        if reader.header.modality is Modality.VIDEO:
+            return _decode_video(args, reader)
         audio = reader.header.modality is Modality.AUDIO
         output = args.output or default_output(args.input, ".wav" if audio else ".png")
         if audio:
@@ -68,4 +72,28 @@ def run(args: argparse.Namespace) -> int:
     picture.to_image().save(buffer, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
     with open_output(output, args.force) as out:
         out.write(buffer.getvalue())
+    return 0
+
+
+def _decode_video(args: argparse.Namespace, reader) -> int:
+    from tqdm import tqdm
+
+    from lnc.codecs.registry import load, load_shipped
+    from lnc.tools.io.video import VideoWriter, output_format
+    from lnc.tools.pipeline.video import decode_video_frames
+
+    header = reader.header
+    output = args.output or default_output(args.input, ".y4m")
+    fmt = output_format(output)
+    check_output(output, args.force, inputs=(args.input,))
+    codec = load(args.model) if args.model else load_shipped(header.codec)
+    frames = tqdm(decode_video_frames(reader, codec), total=header.frames, desc="decoding", unit="frame", leave=False, disable=None)
+    if fmt == "png":
+        with VideoWriter(output, header.width, header.height, header.fps, fmt) as writer:
+            for frame in frames:
+                writer.write(frame)
+        return 0
+    with open_output(output, args.force) as out, VideoWriter(out, header.width, header.height, header.fps, fmt) as writer:
+        for frame in frames:
+            writer.write(frame)
     return 0

@@ -1,9 +1,11 @@
-"""``lnc eval``: a codec's rate-distortion curve on a dataset of images or audio files, from real files.
+"""``lnc eval``: a codec's rate-distortion curve on a dataset of images, audio files or video clips, from real files.
 
 Images are measured by :mod:`lnc.tools.eval.image` (whole-file bpp, PSNR, MS-SSIM, LPIPS), audio by
-:mod:`lnc.tools.eval.audio` (whole-file bit rate in kbit/s, SNR, SI-SDR, mel distance); both write
-CompressAI's results JSON. ``--codec`` picks a classical codec of either kind, and with it the kind of
-dataset it reads.
+:mod:`lnc.tools.eval.audio` (whole-file bit rate in kbit/s, SNR, SI-SDR, mel distance), video by
+:mod:`lnc.tools.eval.video` (bpp and kbit/s of all coded bytes, per-frame PSNR-RGB/Y/U/V/YUV and
+MS-SSIM, at one intra period); all write CompressAI's results JSON. ``--codec`` picks a classical
+codec of any kind, and with it the kind of dataset it reads; a learned codec reads the kind its
+modality says.
 """
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ import sys
 from pathlib import Path
 
 from lnc.entropy.errors import InputError
-from lnc.tools.eval import audio_baselines, datasets, image_baselines as baselines, image_metrics as metrics, results
+from lnc.tools.eval import (
+    audio_baselines, datasets, image_baselines as baselines, image_metrics as metrics, results, video_baselines,
+)
 from lnc.tools.eval.image import LearnedCodec, RateCodec, evaluate, summary_table
+from lnc.tools.eval.video import INTRA_PERIOD
 from lnc.tools.io.files import check_output, write_output
 
 
@@ -25,22 +30,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _intra_period(text: str) -> int:
+    value = int(text)
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError("must be at least 1, or -1 for an intra frame on the first frame only")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="measure a codec's rate-distortion curve on a dataset of images or audio files",
+        help="measure a codec's rate-distortion curve on a dataset of images, audio files or video clips",
         description=(
-            "Encode and decode every image (or audio file) of a dataset at each rate point, measure "
-            "the rate from the real file bytes (bpp, or kbit/s for audio) and PSNR / MS-SSIM (/ LPIPS) "
-            "on 8-bit RGB (SNR / SI-SDR / mel distance for audio), and report the averages in "
-            "CompressAI's results JSON."
+            "Encode and decode every image (audio file, video clip) of a dataset at each rate point, measure "
+            "the rate from the real coded bytes (bpp, or kbit/s for audio) and PSNR / MS-SSIM (/ LPIPS) "
+            "on 8-bit RGB (SNR / SI-SDR / mel distance for audio; per-frame PSNR-RGB/Y/U/V/YUV and "
+            "MS-SSIM for video), and report the averages in CompressAI's results JSON."
         ),
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("-m", "--model", help="learned codec name (default: the shipped default model)")
     which.add_argument(
-        "--codec", choices=(*baselines.CODECS, *audio_baselines.CODECS),
-        help="a classical codec instead of a learned one (audio: quality = target kbit/s)",
+        "--codec", choices=(*baselines.CODECS, *audio_baselines.CODECS, *video_baselines.CODECS),
+        help="a classical codec instead of a learned one (audio: quality = target kbit/s; video: quality = CRF)",
     )
     parser.add_argument(
         "-q", "--quality", type=float, nargs="+", metavar="Q",
@@ -49,12 +61,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dataset", required=True,
         help="kodak, clic (under $LNC_DATA), or a folder of images; for audio codecs speech (16 kHz mono, "
-             "with PESQ-wb and STOI), music, or a folder of audio files"
+             "with PESQ-wb and STOI), music, or a folder of audio files; for video codecs hevc-d "
+             "(BasketballPass 416x240, 64 frames), yuv (the raw .yuv clips), video (both), or one clip "
+             "(a video file, a .yuv named with its WxH, or a folder of PNG frames)"
     )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the results here")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing --json file")
     parser.add_argument("--per-image", action="store_true", help="keep per-image (per-file) values in the JSON")
-    parser.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images (audio files)")
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images (audio files, clips)")
+    parser.add_argument("--frames", type=_positive_int, metavar="N", help="video: only the first N frames of each clip")
+    parser.add_argument(
+        "--intra-period", type=_intra_period, metavar="N",
+        help=f"video: an intra frame every N frames (default {INTRA_PERIOD}, as DCVC tests; -1: the first frame only)",
+    )
     parser.add_argument(
         "--refine", type=_positive_int, metavar="STEPS", help="learned codecs: encoder-side latent refinement steps"
     )
@@ -92,14 +111,40 @@ def _run_audio(args: argparse.Namespace, codec: LearnedCodec | audio_baselines.A
     return 0
 
 
+def _run_video(args: argparse.Namespace, codec: LearnedCodec | video_baselines.VideoBaseline) -> int:
+    from lnc.tools.eval import video
+
+    if args.refine:
+        raise InputError("--refine applies to image codecs only")
+    if isinstance(codec, LearnedCodec):
+        codec = video.LearnedVideoCodec(codec)
+    qualities = tuple(args.quality) if args.quality else codec.qualities
+    for quality in qualities:
+        codec.check_quality(quality)
+    intra_period = INTRA_PERIOD if args.intra_period is None else args.intra_period
+    clips, name = video.video_clips(args.dataset, args.limit)
+    curve = video.evaluate(codec, clips, qualities, intra_period, args.frames, args.per_image, name)
+    print(f"{curve.name} on {args.dataset} ({len(clips)} clips)")
+    print(video.summary_table(curve))
+    if args.json:
+        _save(curve, args)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.json:
         check_output(_json_path(args.json), args.force)  # before the long evaluation, not after it
     if args.codec and args.refine:
         raise InputError("--refine applies to learned codecs only")
+    if args.codec in video_baselines.CODECS:
+        return _run_video(args, video_baselines.get(args.codec))
     if args.codec in audio_baselines.CODECS:
         return _run_audio(args, audio_baselines.get(args.codec))
     codec: RateCodec = baselines.get(args.codec) if args.codec else LearnedCodec(args.model, args.refine or 0)
+    if isinstance(codec, LearnedCodec) and codec.codec.modality == "video":
+        return _run_video(args, codec)
+    if args.frames or args.intra_period is not None:
+        raise InputError("--frames and --intra-period apply to video codecs only")
     if isinstance(codec, LearnedCodec) and codec.codec.modality == "audio":
         return _run_audio(args, codec)
     paths = datasets.image_paths(args.dataset, args.limit)

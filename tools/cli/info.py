@@ -57,10 +57,17 @@ def describe(reader: ChunkReader, total_bytes: int) -> dict:
     info["decodable"] = problem is None
     if problem:
         info["problem"] = problem
-    info["chunks"] = [
-        [{"name": name, "bytes": len(payload)} for item in items for name, payload in item.streams.items()]
-        for items in reader.chunks()
-    ]
+    video_class = _video_class(h.codec) if h.modality is Modality.VIDEO else None
+    info["chunks"], frames = [], []
+    for items in reader.chunks():
+        info["chunks"].append([{"name": name, "bytes": len(payload)} for item in items
+                               for name, payload in item.streams.items()])
+        if h.modality is Modality.VIDEO:
+            frames.append({"bits": 8 * sum(len(p) for item in items for p in item.streams.values())})
+            if video_class is not None:
+                frames[-1]["type"] = "I" if video_class.is_intra(items[0]) else "P"
+    if frames:
+        info["frames_coded"] = frames
     info["extras"] = [{"name": name, "bytes": len(payload)} for name, payload in reader.extras().items()]
     payload = sum(s["bytes"] for chunk in info["chunks"] for s in chunk) + sum(e["bytes"] for e in info["extras"])
     info["overhead_bytes"] = total_bytes - payload
@@ -75,6 +82,14 @@ def describe(reader: ChunkReader, total_bytes: int) -> dict:
     return info
 
 
+def _video_class(name: str):
+    """The codec class of the shipped video model ``name`` (which tells frame types apart), else None."""
+    from lnc.codecs.registry import ARCHITECTURES, shipped_models
+
+    model = next((m for m in shipped_models() if m.name == name), None)
+    return ARCHITECTURES.get(model.architecture) if model is not None else None
+
+
 def _text(name: str, h: Header, info: dict) -> str:
     rows = [("file", name), ("version", str(info["version"])), ("modality", info["modality"]), ("codec", h.codec)]
     rows += [("weights hash", info["weights_hash"]), ("quality", str(h.quality))]
@@ -85,8 +100,12 @@ def _text(name: str, h: Header, info: dict) -> str:
     unit = {Modality.IMAGE: "px tiles"}.get(h.modality, "frames")
     rows.append(("streams", f"{', '.join(info['streams'])}; {len(info['chunks'])} chunks of {info['chunk_span']} {unit}"
                  + (f", {info['items_per_chunk']} items each" if info["items_per_chunk"] > 1 else "")))
+    frames = info.get("frames_coded")
     for k, chunk in enumerate(info["chunks"][:_MAX_CHUNK_ROWS]):
-        rows.append((f"chunk {k}", ", ".join(f"{s['name']} {s['bytes']} B" for s in chunk)))
+        label = f"frame {k}" + (f" ({frames[k]['type']})" if frames and "type" in frames[k] else "")
+        detail = ", ".join(f"{s['name']} {s['bytes']} B" for s in chunk if s["bytes"] or not frames)
+        rows.append((label if frames else f"chunk {k}",
+                     f"{frames[k]['bits']} bits: {detail}" if frames else detail))
     if len(info["chunks"]) > _MAX_CHUNK_ROWS:
         rows.append(("", f"… {len(info['chunks']) - _MAX_CHUNK_ROWS} more chunks (--json lists all)"))
     rows += [(f"extra {e['name']}", f"{e['bytes']} B") for e in info["extras"]]

@@ -18,11 +18,13 @@ import numpy as np
 from lnc.entropy.errors import InputError
 from lnc.tools.eval.image_metrics import ms_ssim_db
 
-METRICS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "snr", "si-sdr", "mel-distance", "pesq-wb", "stoi")
+METRICS = ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "snr", "si-sdr", "mel-distance", "pesq-wb", "stoi",
+           "psnr-y", "psnr-u", "psnr-v", "psnr-yuv")
 METRIC_LABELS = {
     "psnr-rgb": "PSNR-RGB (dB)", "ms-ssim-rgb": "MS-SSIM-RGB", "ms-ssim-rgb-db": "MS-SSIM-RGB (dB)",
     "snr": "SNR (dB)", "si-sdr": "SI-SDR (dB)", "mel-distance": "mel distance (lower is better)",
     "pesq-wb": "PESQ-wb (MOS-LQO)", "stoi": "STOI",
+    "psnr-y": "PSNR-Y (dB)", "psnr-u": "PSNR-U (dB)", "psnr-v": "PSNR-V (dB)", "psnr-yuv": "PSNR-YUV 6:1:1 (dB)",
 }
 LOWER_IS_BETTER = ("mel-distance",)
 """Metrics that fall as quality rises: BD figures take their negative as the quality."""
