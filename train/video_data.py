@@ -145,8 +145,9 @@ class VideoClipDataModule(LightningDataModule):
             return
         hp = self.hparams
         sequences = load_sequences(hp.sources, hp.video_scale)
-        # Hold out short sequences (septuplets), never a long video file that most clips come from.
-        short = [i for i, s in enumerate(sequences) if len(s) < 2 * max(len(t) for t in sequences) // 3 or len(sequences) == 1]
+        # Hold out sequences no longer than the median (septuplets), never a long video that most clips come from.
+        median = sorted(len(t) for t in sequences)[len(sequences) // 2]
+        short = [i for i, t in enumerate(sequences) if len(t) <= median]
         order = torch.randperm(len(short), generator=torch.Generator().manual_seed(0)).tolist()
         held = {short[k] for k in order[: hp.val_sequences]}
         train = [s for i, s in enumerate(sequences) if i not in held]

@@ -144,13 +144,15 @@ def estimate_motion(
 ) -> Tensor:
     """Block vectors ``[B, 2, H / block, W / block]`` (int64, quarter pixels, within ±``search``
     pixels) of ``current`` from ``reference`` (RGB ``[B, 3, H, W]`` in [0, 1]), minimising per block
-    λ·255²·3·SSE(luma) + bits (3: the RGB error the luma error stands for), λ per item ``[B]``.
+    λ·255²·SSE(luma) + bits, λ per item ``[B]``: the training loss λ·255²·MSE(RGB) + bits per pixel,
+    summed over the block, with the prediction's error standing for the decoded one and the luma
+    error for each channel's.
 
     Each of ``rounds`` first lets every block take its predicted vector, zero or a neighbour's where
     that costs less than its own (so flat areas follow their neighbours instead of noise, and a good
     vector spreads), then refines by ±2 pixels, ±½ and ±¼."""
     cur, ref = luma(current.float()), luma(reference.float())
-    weight = lmbda.float().view(-1, 1, 1) * (3 * 255.0**2)
+    weight = lmbda.float().view(-1, 1, 1) * 255.0**2
     limit = search * QUARTER
     vectors = _coarse_search(cur, ref, block, search)
 

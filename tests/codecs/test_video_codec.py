@@ -130,3 +130,22 @@ def test_training_unrolls_over_its_own_reconstructions(video_codec, data_dir) ->
     bits = -torch.log2(out["likelihoods"]["ry"]).sum(1)
     assert bits[1] > 2 * bits[0]  # the top rate point spends more on residuals than the lowest
     assert not any(p.requires_grad for p in video_codec.intra.parameters())
+
+
+def test_fitted_motion_tables_cost_less_than_the_starting_guess(video_model, data_dir) -> None:
+    """``lnc.train.motion_prior``: the tables fitted to the vectors the encoder chooses code those
+    vectors in fewer bits than the geometric guess they start from, and still round trip."""
+    from lnc.train.motion_prior import fit_motion_prior, motion_counts
+
+    codec = load_codec_file(video_model)
+    pairs = torch.stack([torch.stack([_frame(data_dir, n, (128, 128)), _frame(data_dir, n + 1, (128, 128))], 2)[0]
+                         for n in (1, 20)])
+    counts = motion_counts(codec, pairs)
+    before = -(counts * torch.log_softmax(codec.motion_prior.logits.double(), -1) / np.log(2)).sum()
+    bits = fit_motion_prior(codec, pairs, rounds=1)
+    assert bits[0] * counts.sum() / 2 < before
+    vectors = codec._motion(pairs[:1, :, 1], pairs[:1, :, 0], torch.tensor([1.0]))
+    encoders = {"mv": [RangeEncoder()]}
+    codec.motion.compress(vectors, torch.tensor([1.0]), encoders)
+    decoded = codec.motion.decompress({"mv": [RangeDecoder(encoders["mv"][0].flush())]}, {"mv": (8, 8)}, torch.tensor([1.0]))
+    assert torch.equal(decoded, vectors)

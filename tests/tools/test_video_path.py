@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import shutil
+from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import torch
 from lnc.codecs.registry import load_codec_file
 from lnc.entropy.chunked import ChunkReader
 from lnc.tools.cli import main
+from lnc.tools.eval.video import ClipFrames
 from lnc.tools.io.video import VideoReader, VideoWriter
 from lnc.tools.pipeline.video import decode_video_frames, encode_video_to
 
@@ -108,6 +111,8 @@ def test_bad_video_input_is_one_line_and_exit_2(video_model, clip, data_dir, tmp
     ragged.write_bytes(yuv.read_bytes()[:-100])
     empty = tmp_path / "empty.yuv"
     empty.write_bytes(b"")
+    cut = tmp_path / "cut.avi"  # a real H.264 clip cut in half (truncated mp4s: tests/tools/io)
+    cut.write_bytes((data_dir / "train/video/pedestrians_720p_clip/vtest_h264_1280x720.avi").read_bytes()[:1_500_000])
     deep = tmp_path / "deep.y4m"
     deep.write_bytes(b"YUV4MPEG2 W16 H16 F25:1 C420p10\nFRAME\n" + bytes(16 * 16 * 3))
     cases = [
@@ -115,6 +120,7 @@ def test_bad_video_input_is_one_line_and_exit_2(video_model, clip, data_dir, tmp
         (["encode", str(empty), "--size", "176x144", "--fps", "30"], "empty"),
         (["encode", str(yuv)], "size"),
         (["encode", str(deep)], "10-bit"),
+        (["encode", str(cut)], "cut.avi"),
         (["encode", str(yuv), "--size", "176by144", "--fps", "30"], "WIDTHxHEIGHT"),
         (["encode", str(clip), "--intra-period", "0"], "intra period"),
         (["encode", str(clip), "-m", "he2021-checkerboard-exact-vr"], "video"),
@@ -137,3 +143,29 @@ def test_bad_video_input_is_one_line_and_exit_2(video_model, clip, data_dir, tmp
     # An image model cannot decode a video file.
     assert main(["decode", str(coded), "-o", str(tmp_path / "x.y4m"), "-m", "he2021-checkerboard-exact-vr"]) == 2
     _error(capsys)
+
+
+def test_shipped_model_reproduces_its_recorded_frames(data_dir) -> None:
+    """The shipped ``blockmc-residual-vr`` on the first 4 frames of BasketballPass, intra period 32:
+    the same bits and PSNR per frame as its recorded 64-frame evaluation (coding is causal and
+    deterministic, so the first frames of a longer run are these)."""
+    import json
+
+    from lnc.codecs.registry import DEFAULT_VIDEO_MODEL, load
+
+    results = Path(__file__).resolve().parents[2] / "docs" / "results"
+    recorded = json.loads((results / "video-hevc-d-lnc-blockmc-residual-vr.json").read_text())
+    sequence = recorded["per-image"]["BasketballPass_416x240_64f"]
+    codec = load(DEFAULT_VIDEO_MODEL)
+    for k in (0, 3):  # the lowest rate point and a middle one
+        quality = sequence["quality"][k]
+        out, frames = io.BytesIO(), []
+        with VideoReader(str(data_dir / CLIP), fps=50) as reader:
+            four = ClipFrames(replace(reader.info, frames=4), list(islice(reader.frames(), 4)))
+        encode_video_to(out, four, codec, quality, 32, on_frame=frames.append)
+        sources = four.rgb
+        data = out.getvalue()
+        bits = [8 * sum(len(p) for p in items[0].streams.values()) for items in ChunkReader(io.BytesIO(data), len(data)).chunks()]
+        assert bits == sequence["frame-bits"][k][:4]
+        psnrs = [_psnr(a, b) for a, b in zip(frames, sources)]
+        assert np.allclose(psnrs, sequence["frame-psnr-rgb"][k][:4], atol=1e-6)
