@@ -20,14 +20,11 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 from lnc.codecs.base import Codec
-from lnc.codecs.layers.gain import regrid_log_gains
+from lnc.codecs.layers.gain import COMPRESSAI_MSE_LAMBDAS, regrid_log_gains
 from lnc.codecs.layers.vq import usage
 from lnc.entropy.errors import InputError
 from lnc.train.discriminator import discriminator_loss, generator_loss
 from lnc.train.losses import RateDistortionLoss
-
-# CompressAI's λ for MSE-trained quality levels 1..8 (D = 255²·MSE).
-COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
 Schedule = Literal["constant", "multistep", "cosine"]
 

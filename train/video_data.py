@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from lnc.entropy.errors import InputError
 from lnc.tools.io.image import read_rgb
-from lnc.train.data import center_window, random_window, resolve_data_path
+from lnc.train.data import EightBitDataModule, center_window, random_window, resolve_data_path
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -105,7 +104,7 @@ class VideoClips(Dataset):
         return clip.contiguous()
 
 
-class VideoClipDataModule(LightningDataModule):
+class VideoClipDataModule(EightBitDataModule):
     """Clips of frame folders and video files for training; the first ``val_sequences`` sequences
     (a fixed choice) are held out for validation.
 
@@ -154,17 +153,3 @@ class VideoClipDataModule(LightningDataModule):
         val = [s for i, s in enumerate(sequences) if i in held]
         self.train_set = VideoClips(train, hp.clip_length, hp.crop_size, True, hp.max_stride, hp.repeats)
         self.val_set = VideoClips(val, hp.clip_length, hp.crop_size, False)
-
-    def _loader(self, dataset: VideoClips, batch_size: int, train: bool) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=workers,
-                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.hparams.batch_size, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.hparams.val_batch_size or self.hparams.batch_size, train=False)
-
-    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
-        return batch.float().div_(255.0)

@@ -17,6 +17,11 @@ from torch import Tensor, nn
 from lnc.codecs.layers.exact import portable_exp
 
 
+COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+"""λ of CompressAI's MSE models at qualities 1..8: the rate points lnc's variable-rate codecs train at
+unless told otherwise (and the motion search's rate constraint of the video codec)."""
+
+
 class GainUnit(nn.Module):
     """Learned per-channel gains and inverse gains for ``points`` rate points.
 

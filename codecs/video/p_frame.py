@@ -31,14 +31,13 @@ from torch import Tensor
 from lnc.codecs.base import Decoders, Encoders, VideoCodec
 from lnc.codecs.image.checkerboard import CheckerboardMeanScale
 from lnc.codecs.latent.motion import MotionVectorLatentCodec, laplace_logits
+from lnc.codecs.layers.gain import COMPRESSAI_MSE_LAMBDAS
 from lnc.codecs.layers.motion import QUARTER, compensate, estimate_motion
 from lnc.codecs.registry import register
 from lnc.entropy.categorical import CategoricalModel
 from lnc.entropy.chunked import Item
 from lnc.entropy.errors import BitstreamError, LncError, ModelMismatchError
 
-COMPRESSAI_MSE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
-"""λ of the image codec's rate points: the rate constraint of the motion search at each point."""
 RESIDUAL_OFFSET = 0.5
 """Residuals are coded around mid-grey, where the image codec they start from works."""
 INTRA_STREAMS = {"iz": "z", "iy": "y"}

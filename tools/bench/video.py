@@ -47,9 +47,10 @@ from lnc.tools.eval.datasets import data_root
 from lnc.tools.eval.image import LearnedCodec
 from lnc.tools.eval.results import text_table
 from lnc.tools.eval.video import (
-    CLIP_FPS, INTRA_PERIOD, Clip, ClipFrames, CodedVideo, LearnedVideoCodec, VideoRateCodec, read_clip, video_clips,
+    CLIP_FPS, Clip, ClipFrames, CodedVideo, LearnedVideoCodec, VideoRateCodec, read_clip, video_clips,
 )
 from lnc.tools.io.video import VideoInfo
+from lnc.tools.pipeline import DEFAULT_INTRA_PERIOD
 from lnc.tools.pipeline.video import check_intra_period
 
 SD_CLIP = "BasketballPass_416x240_64f"
@@ -127,7 +128,7 @@ def corner(clip: ClipFrames) -> ClipFrames:
 def warm_up(codec: VideoRateCodec, small: ClipFrames, quality: float) -> None:
     """Code ``small`` once, so that what a codec loads or builds on first use is neither timed nor
     counted as coding memory."""
-    decoded(codec, codec.encode(small, quality, INTRA_PERIOD), small.info.frames)
+    decoded(codec, codec.encode(small, quality, DEFAULT_INTRA_PERIOD), small.info.frames)
 
 
 def decoded(codec: VideoRateCodec, coded: CodedVideo, frames: int) -> list[np.ndarray]:
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=16, help="frames of the 416x240 clip (at most 64)")
     parser.add_argument("--hd-frames", type=int, default=3, help="frames of the HD clip")
     parser.add_argument("--hd-size", type=_size, default=(1920, 1080), metavar="WxH", help="the HD clip's frame size")
-    parser.add_argument("--intra-period", type=int, default=INTRA_PERIOD,
+    parser.add_argument("--intra-period", type=int, default=DEFAULT_INTRA_PERIOD,
                         help="frames from one intra frame to the next (-1: the first frame only)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads and x264's encoder threads")
     parser.add_argument("--repeat", type=int, default=1, help="time each codec this many times, keep the best")

@@ -8,6 +8,7 @@ from lnc.entropy.errors import InputError
 from lnc.tools.io.audio import is_audio_path
 from lnc.tools.io.files import check_output, default_output, open_output, read_input
 from lnc.tools.io.video import is_video_path
+from lnc.tools.pipeline import DEFAULT_INTRA_PERIOD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="images: encoder-side latent refinement, gradient steps per tile (0: off; on Kodak 100 steps save "
         "8.6%% of the bits at equal PSNR, at about 0.2 s per step per Kodak-sized image on 2 cores)",
     )
-    parser.add_argument("--intra-period", type=int, default=32, metavar="N",
-                        help="video: an intra frame every N frames (-1: the first frame only; default 32)")
+    parser.add_argument("--intra-period", type=int, default=DEFAULT_INTRA_PERIOD, metavar="N",
+                        help=f"video: an intra frame every N frames (-1: the first frame only; default {DEFAULT_INTRA_PERIOD})")
     parser.add_argument("--size", metavar="WxH", help="raw .yuv input (8-bit 4:2:0): the frame size")
     parser.add_argument("--fps", type=float, help="raw .yuv input or a folder of frames: the frame rate")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")

@@ -19,7 +19,7 @@ from lnc.tools.eval import (
     audio_baselines, datasets, image_baselines as baselines, image_metrics as metrics, results, video_baselines,
 )
 from lnc.tools.eval.image import LearnedCodec, RateCodec, evaluate, summary_table
-from lnc.tools.eval.video import INTRA_PERIOD
+from lnc.tools.pipeline import DEFAULT_INTRA_PERIOD
 from lnc.tools.io.files import check_output, write_output
 
 
@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=_positive_int, metavar="N", help="video: only the first N frames of each clip")
     parser.add_argument(
         "--intra-period", type=_intra_period, metavar="N",
-        help=f"video: an intra frame every N frames (default {INTRA_PERIOD}, as DCVC tests; -1: the first frame only)",
+        help=f"video: an intra frame every N frames (default {DEFAULT_INTRA_PERIOD}, as DCVC tests; -1: the first frame only)",
     )
     parser.add_argument(
         "--refine", type=_positive_int, metavar="STEPS", help="learned codecs: encoder-side latent refinement steps"
@@ -92,43 +92,44 @@ def _save(curve, args: argparse.Namespace) -> None:
     print(f"wrote {args.json}")
 
 
-def _run_audio(args: argparse.Namespace, codec: LearnedCodec | audio_baselines.AudioBaseline) -> int:
-    from lnc.tools.eval import audio
-
-    if args.refine:
-        raise InputError("--refine applies to image codecs only")
-    if isinstance(codec, LearnedCodec):
-        codec = audio.LearnedAudioCodec(codec)
+def _qualities(args: argparse.Namespace, codec) -> tuple[float, ...]:
+    """The rate points to measure (``-q``, else the codec's sweep), each checked before any coding."""
     qualities = tuple(args.quality) if args.quality else codec.qualities
     for quality in qualities:
         codec.check_quality(quality)
-    clips, name, speech = audio.audio_clips(args.dataset, args.limit)
-    curve = audio.evaluate(codec, clips, qualities, args.per_image, speech, name)
-    print(f"{curve.name} on {args.dataset} ({len(clips)} files)")
-    print(audio.summary_table(curve))
+    return qualities
+
+
+def _report(args: argparse.Namespace, curve, table: str, count: str) -> int:
+    """Print the summary table of a measured curve and write its JSON when asked."""
+    print(f"{curve.name} on {args.dataset} ({count})")
+    print(table)
     if args.json:
         _save(curve, args)
     return 0
+
+
+def _run_audio(args: argparse.Namespace, codec: LearnedCodec | audio_baselines.AudioBaseline) -> int:
+    from lnc.tools.eval import audio
+
+    if isinstance(codec, LearnedCodec):
+        codec = audio.LearnedAudioCodec(codec)
+    qualities = _qualities(args, codec)
+    clips, name, speech = audio.audio_clips(args.dataset, args.limit)
+    curve = audio.evaluate(codec, clips, qualities, args.per_image, speech, name)
+    return _report(args, curve, audio.summary_table(curve), f"{len(clips)} files")
 
 
 def _run_video(args: argparse.Namespace, codec: LearnedCodec | video_baselines.VideoBaseline) -> int:
     from lnc.tools.eval import video
 
-    if args.refine:
-        raise InputError("--refine applies to image codecs only")
     if isinstance(codec, LearnedCodec):
         codec = video.LearnedVideoCodec(codec)
-    qualities = tuple(args.quality) if args.quality else codec.qualities
-    for quality in qualities:
-        codec.check_quality(quality)
-    intra_period = INTRA_PERIOD if args.intra_period is None else args.intra_period
+    qualities = _qualities(args, codec)
+    intra_period = DEFAULT_INTRA_PERIOD if args.intra_period is None else args.intra_period
     clips, name = video.video_clips(args.dataset, args.limit)
     curve = video.evaluate(codec, clips, qualities, intra_period, args.frames, args.per_image, name)
-    print(f"{curve.name} on {args.dataset} ({len(clips)} clips)")
-    print(video.summary_table(curve))
-    if args.json:
-        _save(curve, args)
-    return 0
+    return _report(args, curve, video.summary_table(curve), f"{len(clips)} clips")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,22 +142,19 @@ def run(args: argparse.Namespace) -> int:
     if args.codec in audio_baselines.CODECS:
         return _run_audio(args, audio_baselines.get(args.codec))
     codec: RateCodec = baselines.get(args.codec) if args.codec else LearnedCodec(args.model, args.refine or 0)
-    if isinstance(codec, LearnedCodec) and codec.codec.modality == "video":
+    modality = codec.codec.modality if isinstance(codec, LearnedCodec) else "image"
+    if args.refine and modality != "image":
+        raise InputError("--refine applies to image codecs only")
+    if modality == "video":
         return _run_video(args, codec)
     if args.frames or args.intra_period is not None:
         raise InputError("--frames and --intra-period apply to video codecs only")
-    if isinstance(codec, LearnedCodec) and codec.codec.modality == "audio":
+    if modality == "audio":
         return _run_audio(args, codec)
     paths = datasets.image_paths(args.dataset, args.limit)
-    qualities = tuple(args.quality) if args.quality else codec.qualities
-    for quality in qualities:
-        codec.check_quality(quality)
+    qualities = _qualities(args, codec)
     lpips, reason = metrics.load_lpips(datasets.data_root())
     if lpips is None:
         print(f"lnc: LPIPS skipped: {reason}", file=sys.stderr)
     curve = evaluate(codec, paths, qualities, lpips, args.per_image)
-    print(f"{curve.name} on {args.dataset} ({len(paths)} images)")
-    print(summary_table(curve))
-    if args.json:
-        _save(curve, args)
-    return 0
+    return _report(args, curve, summary_table(curve), f"{len(paths)} images")

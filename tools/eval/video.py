@@ -26,12 +26,11 @@ from lnc.entropy.errors import InputError, LncError
 from lnc.tools.eval import image_metrics, results, video_metrics
 from lnc.tools.eval.datasets import data_root, dataset_name
 from lnc.tools.eval.image import LearnedCodec
+from lnc.tools.pipeline import DEFAULT_INTRA_PERIOD
 
 if TYPE_CHECKING:
     from lnc.tools.io.video import VideoInfo
 
-INTRA_PERIOD = 32
-"""Frames from one intra frame to the next, as in DCVC's test conditions; -1: the first frame only."""
 KEYS = ("bpp", "bitrate", "psnr-rgb", "psnr-y", "psnr-u", "psnr-v", "psnr-yuv", "ms-ssim-rgb",
         "encoding_fps", "decoding_fps", "quality")
 FRAME_KEYS = ("frame-psnr-rgb", "frame-bits")
@@ -196,7 +195,7 @@ def _period(intra_period: int) -> str:
 
 
 def evaluate(
-    codec: VideoRateCodec, clips: list[Clip], qualities: tuple[float, ...], intra_period: int = INTRA_PERIOD,
+    codec: VideoRateCodec, clips: list[Clip], qualities: tuple[float, ...], intra_period: int = DEFAULT_INTRA_PERIOD,
     frames_limit: int | None = None, per_sequence: bool = False, dataset: str = "",
 ) -> results.RDCurve:
     """The codec's RD curve over ``clips``: per-clip values averaged per quality, sorted by bpp.

@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from lnc.entropy.errors import InputError
+from lnc.tools.io.files import AbandonOnError, error_reason
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus", ".m4a")
 MAX_FRAMES = 2**31
@@ -119,7 +120,7 @@ class AudioReader:
     def _error(self, reason: str | BaseException) -> InputError:
         """``cannot read audio NAME: REASON`` on one line, whatever the reason's origin."""
         if isinstance(reason, BaseException):
-            reason = _describe(reason)
+            reason = error_reason(reason)
         return InputError(f"cannot read audio {self._name}: {' '.join(reason.split())}")
 
     def _open(self) -> AudioInfo:
@@ -227,7 +228,7 @@ class AudioReader:
             raise self._error(exc) from None
 
 
-class AudioWriter:
+class AudioWriter(AbandonOnError):
     """Writes float32 ``[channels, n]`` chunks as a 16-bit WAV or FLAC file, streaming.
 
     ``dest`` is a path or a binary file object (which stays open). Samples are clipped to
@@ -277,15 +278,6 @@ class AudioWriter:
         except BaseException:
             self._abandon()
             raise
-
-    def __enter__(self) -> AudioWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._abandon()
 
     def write(self, chunk: np.ndarray) -> None:
         """Append ``chunk`` (``[channels, n]``, float, nominally in [-1, 1])."""
@@ -343,12 +335,6 @@ def _seekable(dest: str | os.PathLike[str] | BinaryIO) -> bool:
     return isinstance(dest, (str, os.PathLike)) or bool(getattr(dest, "seekable", lambda: False)())
 
 
-def _describe(exc: BaseException) -> str:
-    """An exception's reason without file names or object reprs (the caller names the file)."""
-    text = getattr(exc, "strerror", None) or str(exc)
-    if not text:
-        text = "unexpected end of file" if isinstance(exc, EOFError) else type(exc).__name__
-    return text
 
 
 def _flac_total_frames(codec: av.audio.codeccontext.AudioCodecContext) -> int:

@@ -20,6 +20,34 @@ MAX_INPUT_BYTES = MAX_FILE_BYTES
 """The largest input read whole (stdin, or a ``.lnc`` file given by path): the container's limit."""
 
 
+def error_reason(exc: BaseException) -> str:
+    """An exception's reason without file names or object reprs (the caller names the file)."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    if not text:
+        text = "unexpected end of file" if isinstance(exc, EOFError) else type(exc).__name__
+    return text
+
+
+class AbandonOnError:
+    """The ``with`` protocol of a file writer: :meth:`close` when the block ends normally,
+    ``_abandon`` (drop what was written) when it raises, so no partial output is left."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abandon()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _abandon(self) -> None:
+        raise NotImplementedError
+
+
 def read_input(path: str) -> bytes:
     """All bytes of ``path``, or of stdin when ``path`` is ``-``; the size is checked before the
     bytes are read (a file) or while they are (stdin), never after reading an unbounded input."""

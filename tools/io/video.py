@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from lnc.entropy.errors import InputError, LncError
+from lnc.tools.io.files import AbandonOnError, error_reason
 from lnc.tools.io.image import read_rgb
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m", ".yuv")
@@ -172,9 +173,6 @@ def _size_problem(width: int, height: int) -> str | None:
     return None
 
 
-def _describe(exc: BaseException) -> str:
-    """An exception's reason without file names or object reprs (the caller names the file)."""
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _natural_key(name: str) -> list[int | str]:
@@ -223,7 +221,7 @@ class VideoReader:
         except BaseException as exc:
             self.close()
             if isinstance(exc, _READ_ERRORS):
-                raise self._error(_describe(exc)) from None
+                raise self._error(error_reason(exc)) from None
             raise
 
     def __enter__(self) -> VideoReader:
@@ -244,7 +242,7 @@ class VideoReader:
         try:
             yield from getattr(self, f"_{self._kind}_frames")()
         except _READ_ERRORS as exc:
-            raise self._error(_describe(exc)) from None
+            raise self._error(error_reason(exc)) from None
 
     def _error(self, reason: str) -> InputError:
         """``cannot read video NAME: REASON`` on one line."""
@@ -377,7 +375,7 @@ class VideoReader:
                 with Image.open(png) as image:
                     sizes.setdefault(image.size, name)
             except (OSError, Image.DecompressionBombError) as exc:
-                raise self._error(f"{name}: {_describe(exc)}") from None
+                raise self._error(f"{name}: {error_reason(exc)}") from None
             if len(sizes) > 1:
                 (a, first), (b, other) = sizes.items()
                 raise self._error(f"{other} is {b[0]}x{b[1]} but {first} is {a[0]}x{a[1]}; frames must have one size")
@@ -434,7 +432,7 @@ class VideoReader:
             raise self._error(f"truncated: {frames} of {self.info.frames} frames decode")
 
 
-class VideoWriter:
+class VideoWriter(AbandonOnError):
     """Writes RGB frames one at a time as y4m, lossless FFV1 Matroska, or a folder of PNGs.
 
     ``fmt`` is one of :data:`OUTPUT_FORMATS` (see :func:`output_format`). y4m and mkv go to a
@@ -468,7 +466,7 @@ class VideoWriter:
             try:
                 os.mkdir(self._tmp)
             except OSError as exc:
-                raise LncError(f"cannot write {out}: {_describe(exc)}") from None
+                raise LncError(f"cannot write {out}: {error_reason(exc)}") from None
         elif fmt == "y4m":
             self._out = out
             out.write(f"YUV4MPEG2 W{width} H{height} F{rate.numerator}:{rate.denominator} Ip A1:1 C420jpeg\n".encode())
@@ -480,15 +478,6 @@ class VideoWriter:
             except BaseException:
                 self._abandon()
                 raise
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._abandon()
 
     def write(self, rgb: np.ndarray) -> None:
         """Append one uint8 H×W×3 RGB frame of the writer's size."""
@@ -521,7 +510,7 @@ class VideoWriter:
                 try:
                     os.rename(self._tmp, self._folder)
                 except OSError as exc:
-                    raise LncError(f"cannot write {self._folder}: {_describe(exc)}") from None
+                    raise LncError(f"cannot write {self._folder}: {error_reason(exc)}") from None
         except BaseException:
             self._abandon()
             raise

@@ -23,10 +23,9 @@ from lnc.entropy import container as lncfile
 from lnc.entropy.chunked import ChunkReader, ChunkWriter, Layout
 from lnc.entropy.errors import BitstreamError, InputError
 from lnc.tools.io.video import MAX_FRAME_PIXELS, VideoReader
+from lnc.tools.pipeline import DEFAULT_INTRA_PERIOD
 from lnc.tools.pipeline.common import check_stream, checked_quality, padded
 
-DEFAULT_INTRA_PERIOD = 32
-"""DCVC's test conditions: an intra frame every 32 frames (``-1`` for the first frame only)."""
 
 
 def check_intra_period(period: int) -> int:
